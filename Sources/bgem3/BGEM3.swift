@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct BGEM3: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bgem3",
+        abstract: "BGE-M3 embeddings: dense, sparse lexical and ColBERT vectors from one forward pass.",
+        discussion: """
+            This build has the tokenizer (identical ids and offsets to Hugging Face `tokenizers` for \
+            the XLM-R family) and its benchmark. The engine, the HTTP server, and the serve, embed, \
+            download, probe, synth and eval commands are not built yet.
+            """,
+        version: BGEM3Version.string,
+        subcommands: [TokenizeCommand.self, BenchCommand.self])
+}
+
+enum BGEM3Version {
+    static let string = "0.1.0"
+}
