@@ -34,6 +34,9 @@ let package = Package(
             name: "TokenizerTests",
             dependencies: ["Tokenizer"],
             swiftSettings: nativeCode),
+        .testTarget(
+            name: "CommandLineTests",
+            dependencies: ["bgem3"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -24,8 +24,11 @@ struct UnigramModel: Sendable {
         self.pieces = pieces
         self.scores = scores
         self.unknownID = unknownID
-        let utf8 = pieces.map { Array($0.utf8) }
-        self.trie = PieceTrie(pieces: utf8)
+        var storage = PieceStorage()
+        storage.bytes.reserveCapacity(pieces.count * 8)
+        storage.starts.reserveCapacity(pieces.count + 1)
+        for piece in pieces { storage.append(piece.utf8) }
+        self.trie = PieceTrie(storage: storage)
         self.unknownScore = (scores.min() ?? 0) - Self.unknownPenalty
         if byteFallback {
             let trie = self.trie

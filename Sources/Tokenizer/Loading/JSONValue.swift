@@ -155,7 +155,7 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            guard position < bytes.count else { throw error("unexpected end of data inside an object") }
+            guard position < bytes.count else { throw error("unexpected end of data inside an object (the file may be truncated)") }
             guard bytes[position] == UInt8(ascii: "\"") else { throw error("expected a string key") }
             let key = try parseString()
             skipWhitespace()
@@ -165,7 +165,7 @@ struct JSONParser {
             object.keys.append(key)
             object.values.append(try parseValue())
             skipWhitespace()
-            guard position < bytes.count else { throw error("unexpected end of data inside an object") }
+            guard position < bytes.count else { throw error("unexpected end of data inside an object (the file may be truncated)") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
             if bytes[position] == UInt8(ascii: "}") { position += 1; return object }
             throw error("expected ',' or '}'")
@@ -186,7 +186,7 @@ struct JSONParser {
             skipWhitespace()
             array.append(try parseValue())
             skipWhitespace()
-            guard position < bytes.count else { throw error("unexpected end of data inside an array") }
+            guard position < bytes.count else { throw error("unexpected end of data inside an array (the file may be truncated)") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
             if bytes[position] == UInt8(ascii: "]") { position += 1; return array }
             throw error("expected ',' or ']'")

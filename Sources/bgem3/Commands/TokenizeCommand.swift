@@ -44,24 +44,29 @@ struct TokenizeCommand: ParsableCommand {
         output.flush()
     }
 
+    /// One `--jsonl` input line. Decoded with `JSONDecoder`: `JSONSerialization` on Linux drops a
+    /// byte-order mark at the start of a string, which would change the text.
+    private struct InputLine: Decodable {
+        let text: String
+        let max_length: Int?
+    }
+
     private func parseJSONLine(_ line: String, number: Int, defaultMaxLength: Int?, tokenizer: UnigramTokenizer) throws -> (String, Int?) {
-        let object: Any
+        let input: InputLine
         do {
-            object = try JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed])
+            input = try JSONDecoder().decode(InputLine.self, from: Data(line.utf8))
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw CommandFailure("line \(number): missing \"\(key.stringValue)\"")
+        } catch DecodingError.typeMismatch(_, let context) {
+            let field = context.codingPath.last?.stringValue ?? "the line"
+            throw CommandFailure("line \(number): \"\(field)\" has the wrong type (text: string, max_length: whole number)")
         } catch {
-            throw CommandFailure("line \(number): not valid JSON")
+            throw CommandFailure("line \(number): not a valid JSON object")
         }
-        guard let fields = object as? [String: Any] else { throw CommandFailure("line \(number): expected a JSON object") }
-        guard let text = fields["text"] as? String else { throw CommandFailure("line \(number): \"text\" must be a string") }
-        var maxLength = defaultMaxLength
-        if let value = fields["max_length"], !(value is NSNull) {
-            guard let number = value as? NSNumber, let length = Int(exactly: number.doubleValue), !(value is Bool) else {
-                throw CommandFailure("line \(number): \"max_length\" must be a whole number")
-            }
+        if let length = input.max_length {
             try checkMaxLength(length, tokenizer: tokenizer, where: "line \(number): \"max_length\"")
-            maxLength = length
         }
-        return (text, maxLength)
+        return (input.text, input.max_length ?? defaultMaxLength)
     }
 
     private func checkMaxLength(_ length: Int, tokenizer: UnigramTokenizer, where place: String) throws {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the bgem3 server: scripts/serve.sh [serve options…]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+swift build -c release --product bgem3
+if ! .build/release/bgem3 help serve >/dev/null 2>&1; then
+  cat >&2 <<'MSG'
+serve: this build of bgem3 has no `serve` command yet. The engine (issue 3) and the HTTP
+server (issue 4) are the next steps. What works today: `bgem3 tokenize` and `bgem3 bench`
+(see README.md).
+MSG
+  exit 1
+fi
+exec .build/release/bgem3 serve "$@"
