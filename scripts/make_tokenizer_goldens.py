@@ -119,6 +119,28 @@ def main():
             enc = tok.encode(text)
             rows.append({"name": label, "text": text, "max_length": None, "ids": enc.ids, "offsets": [list(o) for o in enc.offsets]})
         doc["metaspace_variants"].append({"name": label, "pre_tokenizer": pre, "cases": rows})
+    # The same tiny tokenizer with the other normalisers bgem3 implements. NFKC offsets are only
+    # compared where no grapheme cluster changes length (see NFKCNormalizer.swift).
+    base = json.load(open(tiny, encoding="utf-8"))
+    precompiled = base["normalizer"]["normalizers"][0]
+    normalizer_variants = {
+        "NFKC": {"type": "NFKC"},
+        "Strip both then Replace string": {"type": "Sequence", "normalizers": [
+            precompiled, {"type": "Strip", "strip_left": True, "strip_right": True},
+            {"type": "Replace", "pattern": {"String": "ab"}, "content": "xyz"}]},
+        "Prepend": {"type": "Sequence", "normalizers": [precompiled, {"type": "Prepend", "prepend": "\u2581"}]},
+        "Replace regex plus": {"type": "Replace", "pattern": {"Regex": "a+"}, "content": "b"},
+    }
+    texts = ["  abc ab  ", "ﬁnance ①②", "Ｈｅｌｌｏ ｗｏｒｌｄ", "caaat  aa", "", "   ", "e\u0301t\u00e9", "x <mask> y"]
+    doc["normalizer_variants"] = []
+    for label, normalizer in normalizer_variants.items():
+        base["normalizer"] = normalizer
+        tok = Tokenizer.from_str(json.dumps(base))
+        rows = []
+        for text in texts:
+            enc = tok.encode(text)
+            rows.append({"name": label, "text": text, "max_length": None, "ids": enc.ids, "offsets": [list(o) for o in enc.offsets]})
+        doc["normalizer_variants"].append({"name": label, "normalizer": normalizer, "cases": rows})
     with open(out, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False, indent=0)
         f.write("\n")

@@ -62,6 +62,21 @@ struct NormalizedText {
         return NormalizedText(bytes: Array(bytes[range]), alignments: Array(alignments[range]), origin: origin)
     }
 
+    /// Rewrites the text one extended grapheme cluster at a time. `body` gets each cluster's bytes
+    /// and writes what replaces it; it returns whether that differs from the cluster, and the
+    /// text is only replaced when some cluster did.
+    mutating func rewriteClusters(_ body: (UnsafeBufferPointer<UInt8>, inout AlignedTextWriter) -> Bool) {
+        guard !bytes.isEmpty else { return }
+        var writer = AlignedTextWriter(source: self)
+        var modified = false
+        bytes.withUnsafeBufferPointer { all in
+            Graphemes.forEach(in: all) { cluster in
+                if body(UnsafeBufferPointer(rebasing: all[cluster]), &writer) { modified = true }
+            }
+        }
+        if modified { self = writer.finish() }
+    }
+
     /// Byte ranges of the characters of the text.
     func forEachCharacter(_ body: (Range<Int>) -> Void) {
         var i = 0
@@ -146,6 +161,15 @@ struct AlignedTextWriter {
             i += width
             index += 1
         }
+    }
+
+    /// Writes `newBytes` in place of `oldCount` source characters, as the reference's Precompiled
+    /// `replace` does: characters beyond the old count are inserted; when there are fewer, the
+    /// difference is charged to the last written character (possibly an earlier one).
+    mutating func write(replacement newBytes: UnsafeBufferPointer<UInt8>, replacingCharacters oldCount: Int) {
+        let difference = UTF8Width.scalarCount(newBytes) - oldCount
+        write(characters: newBytes, inserted: max(difference, 0))
+        if difference < 0 { adjustLastChange(by: difference) }
     }
 
     /// Adds `delta` to the change of the last written character.

@@ -67,6 +67,42 @@ import Tokenizer
         }
     }
 
+    /// The tiny tokenizer with another normaliser, and what the reference gives with it.
+    struct NormalizerVariant: Decodable, CustomTestStringConvertible, Sendable {
+        let name: String
+        let cases: [GoldenCase]
+        var testDescription: String { name }
+
+        var normalizer: [String: Any] {
+            let doc = try? Fixtures.json("golden/tokenizer-adversarial.json")
+            let variants = doc?["normalizer_variants"] as? [[String: Any]] ?? []
+            return variants.first { $0["name"] as? String == name }?["normalizer"] as? [String: Any] ?? [:]
+        }
+    }
+
+    static let normalizerVariants: [NormalizerVariant] = {
+        struct Document: Decodable { let normalizer_variants: [NormalizerVariant] }
+        guard let data = try? Data(contentsOf: Fixtures.project("golden/tokenizer-adversarial.json")),
+              let document = try? JSONDecoder().decode(Document.self, from: data) else { return [] }
+        return document.normalizer_variants
+    }()
+
+    @Test func normalizerVariantsAreThere() {
+        #expect(Self.normalizerVariants.count == 4)
+    }
+
+    @Test("NFKC, Strip, Prepend and Replace normalisers", arguments: normalizerVariants)
+    func normalizerVariant(_ variant: NormalizerVariant) throws {
+        #expect(!variant.cases.isEmpty)
+        let normalizer = variant.normalizer
+        let tokenizer = try Self.load { $0["normalizer"] = normalizer }
+        for golden in variant.cases {
+            let encoding = tokenizer.encode(golden.text)
+            #expect(encoding.ids == golden.ids, "\(golden.text.debugDescription)")
+            #expect(encoding.offsetPairs == golden.offsets, "\(golden.text.debugDescription)")
+        }
+    }
+
     @Test func truncatedFileIsInvalidJSON() throws {
         let bytes = try [UInt8](Data(contentsOf: Fixtures.project("tiny-bge-m3/tokenizer.json")))
         let error = Self.loadError(Array(bytes.prefix(bytes.count / 2)))

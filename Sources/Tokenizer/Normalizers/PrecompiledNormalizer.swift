@@ -12,39 +12,27 @@ struct PrecompiledNormalizer: TextNormalizer {
     let charsmap: PrecompiledCharsmap
 
     func normalize(_ text: inout NormalizedText) {
-        guard !text.isEmpty else { return }
-        var writer = AlignedTextWriter(source: text)
-        var modified = false
-        text.bytes.withUnsafeBufferPointer { bytes in
-            Graphemes.forEach(in: bytes) { cluster in
-                let clusterBytes = UnsafeBufferPointer(rebasing: bytes[cluster])
-                if cluster.count < 6, let replacement = charsmap.replacement(for: clusterBytes) {
-                    modified = true
-                    replace(UTF8Width.scalarCount(clusterBytes), with: replacement, in: &writer)
-                    return
+        text.rewriteClusters { cluster, writer in
+            if cluster.count < 6, let replacement = charsmap.replacement(for: cluster) {
+                charsmap.withReplacement(replacement) {
+                    writer.write(replacement: $0, replacingCharacters: UTF8Width.scalarCount(cluster))
                 }
-                var i = cluster.lowerBound
-                while i < cluster.upperBound {
-                    let width = UTF8Width.of(leadByte: bytes[i])
-                    let character = UnsafeBufferPointer(rebasing: bytes[i..<(i + width)])
-                    if let replacement = charsmap.replacement(for: character) {
-                        modified = true
-                        replace(1, with: replacement, in: &writer)
-                    } else {
-                        writer.write(character: character, change: 0)
-                    }
-                    i += width
-                }
+                return true
             }
-        }
-        if modified { text = writer.finish() }
-    }
-
-    private func replace(_ oldCount: Int, with replacement: Range<Int>, in writer: inout AlignedTextWriter) {
-        charsmap.withReplacement(replacement) { newBytes in
-            let difference = UTF8Width.scalarCount(newBytes) - oldCount
-            writer.write(characters: newBytes, inserted: max(difference, 0))
-            if difference < 0 { writer.adjustLastChange(by: difference) }
+            var modified = false
+            var i = 0
+            while i < cluster.count {
+                let width = UTF8Width.of(leadByte: cluster[i])
+                let character = UnsafeBufferPointer(rebasing: cluster[i..<(i + width)])
+                if let replacement = charsmap.replacement(for: character) {
+                    modified = true
+                    charsmap.withReplacement(replacement) { writer.write(replacement: $0, replacingCharacters: 1) }
+                } else {
+                    writer.write(character: character, change: 0)
+                }
+                i += width
+            }
+            return modified
         }
     }
 }
