@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "bgem3", targets: ["bgem3"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,6 +22,14 @@ let package = Package(
     targets: [
         .target(
             name: "Tokenizer",
+            swiftSettings: nativeCode),
+        .systemLibrary(
+            name: "COneDNN",
+            pkgConfig: nil,
+            providers: [.apt(["libdnnl-dev"])]),
+        .target(
+            name: "Engine",
+            dependencies: ["Tokenizer", "COneDNN"],
             swiftSettings: nativeCode),
         .executableTarget(
             name: "bgem3",
@@ -33,6 +42,10 @@ let package = Package(
         .testTarget(
             name: "TokenizerTests",
             dependencies: ["Tokenizer"],
+            swiftSettings: nativeCode),
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["Engine"],
             swiftSettings: nativeCode),
         .testTarget(
             name: "CommandLineTests",

@@ -1,0 +1,131 @@
+/// Element-wise kernels of the forward pass, vectorised with `SIMD8<Float>` (AVX2 lanes; the
+/// package builds Swift code for Haswell). They work on raw buffers and never allocate.
+enum VectorMath {
+    typealias Vector = SIMD8<Float>
+
+    @inline(__always)
+    static func load(_ pointer: UnsafePointer<Float>) -> Vector {
+        UnsafeRawPointer(pointer).loadUnaligned(as: Vector.self)
+    }
+
+    @inline(__always)
+    static func store(_ value: Vector, _ pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: Vector.self)
+    }
+
+    /// `row = LayerNorm(row + residual) · gamma + beta`, as PyTorch computes it (biased variance).
+    /// `residual` may be nil.
+    static func layerNorm(_ row: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?, count: Int,
+                          gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, epsilon: Float) {
+        let vectorEnd = count & ~7
+        if let residual {
+            var i = 0
+            while i < vectorEnd { store(load(row + i) + load(residual + i), row + i); i += 8 }
+            while i < count { row[i] += residual[i]; i += 1 }
+        }
+        var sum = Vector.zero
+        var i = 0
+        while i < vectorEnd { sum += load(row + i); i += 8 }
+        var total = sum.sum()
+        while i < count { total += row[i]; i += 1 }
+        let mean = total / Float(count)
+        var squares = Vector.zero
+        let meanVector = Vector(repeating: mean)
+        i = 0
+        while i < vectorEnd {
+            let d = load(row + i) - meanVector
+            squares = squares.addingProduct(d, d)
+            i += 8
+        }
+        var variance = squares.sum()
+        while i < count { let d = row[i] - mean; variance += d * d; i += 1 }
+        variance /= Float(count)
+        let scale = 1 / (variance + epsilon).squareRoot()
+        let scaleVector = Vector(repeating: scale)
+        i = 0
+        while i < vectorEnd {
+            let normalized = (load(row + i) - meanVector) * scaleVector
+            store(normalized * load(gamma + i) + load(beta + i), row + i)
+            i += 8
+        }
+        while i < count { row[i] = (row[i] - mean) * scale * gamma[i] + beta[i]; i += 1 }
+    }
+
+    /// `e^x` for each lane, accurate to a few ulp for inputs above -87 (below, 0).
+    @inline(__always)
+    static func exp(_ x: Vector) -> Vector {
+        let clamped = x.clamped(lowerBound: Vector(repeating: -87.0), upperBound: Vector(repeating: 88.0))
+        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
+        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        var p = Vector(repeating: 1.987_569_15e-4) * r + Vector(repeating: 1.398_199_950_7e-3)
+        p = p * r + Vector(repeating: 8.333_451_907_3e-3)
+        p = p * r + Vector(repeating: 4.166_579_589_4e-2)
+        p = p * r + Vector(repeating: 1.666_666_545_9e-1)
+        p = p * r + Vector(repeating: 5.000_000_120_1e-1)
+        let y = (p * r * r + r) + 1
+        let exponent = (SIMD8<Int32>(n) &+ 127) &<< 23
+        let scale = unsafeBitCast(exponent, to: Vector.self)
+        var result = y * scale
+        result.replace(with: 0, where: x .< -87.0)
+        return result
+    }
+
+    /// Softmax of one row in place.
+    static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
+        let vectorEnd = count & ~7
+        var maxVector = Vector(repeating: -.infinity)
+        var i = 0
+        while i < vectorEnd { maxVector = pointwiseMax(maxVector, load(row + i)); i += 8 }
+        var maximum = maxVector.max()
+        while i < count { maximum = Swift.max(maximum, row[i]); i += 1 }
+        let maxBroadcast = Vector(repeating: maximum)
+        var sums = Vector.zero
+        i = 0
+        while i < vectorEnd {
+            let e = exp(load(row + i) - maxBroadcast)
+            store(e, row + i)
+            sums += e
+            i += 8
+        }
+        var total = sums.sum()
+        while i < count {
+            var tail = Vector(repeating: -.infinity)
+            tail[0] = row[i] - maximum
+            let e = exp(tail)[0]
+            row[i] = e
+            total += e
+            i += 1
+        }
+        let inverse = Vector(repeating: 1 / total)
+        i = 0
+        while i < vectorEnd { store(load(row + i) * inverse, row + i); i += 8 }
+        while i < count { row[i] *= inverse[0]; i += 1 }
+    }
+
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        let vectorEnd = count & ~7
+        var sum = Vector.zero
+        var i = 0
+        while i < vectorEnd { sum = sum.addingProduct(load(a + i), load(b + i)); i += 8 }
+        var total = sum.sum()
+        while i < count { total += a[i] * b[i]; i += 1 }
+        return total
+    }
+
+    /// Scales a vector to unit length (left as is when its norm is zero), like
+    /// `torch.nn.functional.normalize` with its epsilon of 1e-12.
+    static func normalize(_ vector: UnsafeMutablePointer<Float>, count: Int) {
+        let norm = dot(vector, vector, count: count).squareRoot()
+        let inverse = 1 / Swift.max(norm, 1e-12)
+        for i in 0..<count { vector[i] *= inverse }
+    }
+
+    /// `destination[i] += source[i]`.
+    static func add(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        let vectorEnd = count & ~7
+        var i = 0
+        while i < vectorEnd { store(load(destination + i) + load(source + i), destination + i); i += 8 }
+        while i < count { destination[i] += source[i]; i += 1 }
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Tokenizer
+
+/// A BGE-M3 model directory loaded for inference: tokenizer, encoder and heads.
+///
+/// Expects the Hugging Face layout of `BAAI/bge-m3`: `config.json`, `model.safetensors` (or
+/// `pytorch_model.bin`), `tokenizer.json`, `sparse_linear.pt` and `colbert_linear.pt`. The heads
+/// are required: the reference silently randomises missing ones, which gives meaningless output.
+/// One batch runs at a time per model; concurrent callers wait their turn.
+public final class BGEM3Model: Encoder, @unchecked Sendable {
+    public let directory: URL
+    public let config: ModelConfig
+    public let tokenizer: UnigramTokenizer
+    /// Threads the kernels use.
+    public let threads: Int
+    /// The weights file that was loaded.
+    public let weightsFile: URL
+    let encoder: TransformerEncoder
+    let heads: M3Heads
+    private let workspace = Workspace()
+    private let lock = NSLock()
+    /// Keeps the checkpoint maps alive: embeddings are read from them.
+    private let files: [any WeightFile]
+
+    public var dimension: Int { config.hiddenSize }
+    public var maximumSequenceLength: Int { config.maximumSequenceLength }
+
+    /// Bytes of packed layer weights held in memory (embeddings are read from the file map).
+    public var packedWeightBytes: Int { encoder.weights.packedBytes + heads.colbert.residentBytes }
+
+    /// The implementation oneDNN chose for the largest matrix product (for logs and benchmarks).
+    public var matmulImplementation: String { encoder.weights.layers.first?.intermediate.implementation ?? "none" }
+
+    public init(directory: URL, threads: Int? = nil) throws(WeightLoadError) {
+        self.directory = directory
+        let threads = threads ?? CPUQuota.available()
+        self.threads = threads
+        let config = try ModelConfig(contentsOf: directory.appendingPathComponent("config.json"))
+        self.config = config
+        let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
+        do {
+            tokenizer = try UnigramTokenizer(contentsOf: tokenizerURL)
+        } catch {
+            throw .invalidConfig(file: tokenizerURL.path, reason: error.description)
+        }
+        guard tokenizer.vocabularySize <= config.vocabularySize else {
+            throw .invalidConfig(file: tokenizerURL.path, reason: "the tokenizer has \(tokenizer.vocabularySize) ids but config.json's vocab_size is \(config.vocabularySize)")
+        }
+        let runtime: OneDNNRuntime
+        do { runtime = try OneDNNRuntime.shared(threads: threads) } catch {
+            throw .unreadable(file: directory.path, reason: "the matrix library did not start: \(error)")
+        }
+        let candidates = ["model.safetensors", "pytorch_model.bin"].map { directory.appendingPathComponent($0) }
+        guard let weightsURL = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+            throw .missingFile(path: candidates[0].path, purpose: "model weights: model.safetensors or pytorch_model.bin")
+        }
+        weightsFile = weightsURL
+        let weights = try openWeightFile(at: weightsURL)
+        let sparseURL = directory.appendingPathComponent("sparse_linear.pt")
+        let colbertURL = directory.appendingPathComponent("colbert_linear.pt")
+        for (url, purpose) in [(sparseURL, "the sparse head; BGE-M3 ships it next to the weights"),
+                               (colbertURL, "the ColBERT head; BGE-M3 ships it next to the weights")]
+        where !FileManager.default.fileExists(atPath: url.path) {
+            throw .missingFile(path: url.path, purpose: purpose)
+        }
+        let sparse = try openWeightFile(at: sparseURL)
+        let colbert = try openWeightFile(at: colbertURL)
+        encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, runtime: runtime),
+                                     threads: threads)
+        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize,
+                            excludedSparseIDs: Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer), runtime: runtime)
+        files = [weights, sparse, colbert]
+    }
+
+    /// The ids FlagEmbedding never weights: the tokenizer's cls, eos, pad and unk tokens.
+    private static func excludedSparseIDs(directory: URL, tokenizer: UnigramTokenizer) -> Set<Int32> {
+        var names = ["cls_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"]
+        if let data = try? Data(contentsOf: directory.appendingPathComponent("special_tokens_map.json")),
+           let map = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            for key in names.keys {
+                if let value = map[key] as? String { names[key] = value }
+                if let value = (map[key] as? [String: Any])?["content"] as? String { names[key] = value }
+            }
+        }
+        return Set(names.values.compactMap { tokenizer.id(forToken: $0) })
+    }
+
+    /// The workspace bytes a batch of these sequence lengths needs, exactly as ``encode(_:outputs:)``
+    /// will allocate them.
+    public func workspaceBytes(lengths: [Int], outputs: EmbeddingOutputs) -> Int {
+        plan(lengths: lengths, outputs: outputs).total
+    }
+
+    private func plan(lengths: [Int], outputs: EmbeddingOutputs) -> WorkspacePlan {
+        var plan = encoder.plan(lengths: lengths)
+        if outputs.contains(.colbert) { plan.multiVector = lengths.reduce(0, +) * heads.colbertDimension * MemoryLayout<Float>.size }
+        return plan
+    }
+
+    /// Frees the workspace (it grows back on the next batch).
+    public func releaseWorkspace() {
+        lock.withLock { workspace.release() }
+    }
+
+    public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs) throws(EngineError) -> [SequenceEmbedding] {
+        for (index, sequence) in sequences.enumerated() {
+            guard !sequence.isEmpty else { throw .emptySequence(index: index) }
+            guard sequence.count <= maximumSequenceLength else {
+                throw .sequenceTooLong(index: index, length: sequence.count, limit: maximumSequenceLength)
+            }
+            if let bad = sequence.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
+                throw .tokenOutOfRange(index: index, token: bad, vocabularySize: config.vocabularySize)
+            }
+        }
+        guard !sequences.isEmpty else { return [] }
+        lock.lock()
+        defer { lock.unlock() }
+        try workspace.reserve(plan(lengths: sequences.map(\.count), outputs: outputs))
+        try encoder.forward(sequences, workspace: workspace)
+        let hidden = workspace.hidden.floats
+        let h = config.hiddenSize
+        let tokens = sequences.reduce(0) { $0 + $1.count }
+        if outputs.contains(.colbert) {
+            do {
+                try heads.colbert.run(rows: tokens, input: hidden, output: workspace.multiVector.floats)
+            } catch {
+                throw .kernel(error.description)
+            }
+        }
+        var results: [SequenceEmbedding] = []
+        results.reserveCapacity(sequences.count)
+        var start = 0
+        for sequence in sequences {
+            var result = SequenceEmbedding()
+            let rows = hidden + start * h
+            if outputs.contains(.dense) {
+                var dense = Array(UnsafeBufferPointer(start: rows, count: h))
+                dense.withUnsafeMutableBufferPointer { VectorMath.normalize($0.baseAddress!, count: h) }
+                result.dense = dense
+            }
+            if outputs.contains(.sparse) {
+                result.sparse = heads.sparse(hidden: rows, tokens: sequence, hiddenSize: h)
+            }
+            if outputs.contains(.colbert) {
+                // Every token after <s>, </s> included, each normalised.
+                let d = heads.colbertDimension
+                let count = sequence.count - 1
+                var values = Array(UnsafeBufferPointer(start: workspace.multiVector.floats + (start + 1) * d, count: count * d))
+                values.withUnsafeMutableBufferPointer { buffer in
+                    for row in 0..<count { VectorMath.normalize(buffer.baseAddress! + row * d, count: d) }
+                }
+                result.colbert = MultiVector(count: count, dimension: d, values: values)
+            }
+            results.append(result)
+            start += sequence.count
+        }
+        return results
+    }
+}

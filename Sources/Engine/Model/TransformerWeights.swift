@@ -1,0 +1,74 @@
+import Foundation
+
+/// One encoder layer, ready to run: fused Q/K/V projection, attention output, feed-forward.
+struct EncoderLayer: @unchecked Sendable {
+    let queryKeyValue: PackedMatmul
+    let attentionOutput: PackedMatmul
+    let attentionNorm: (gamma: FloatBuffer, beta: FloatBuffer)
+    let intermediate: PackedMatmul
+    let output: PackedMatmul
+    let outputNorm: (gamma: FloatBuffer, beta: FloatBuffer)
+}
+
+/// The encoder's weights, checked against `config.json` and laid out for the kernels.
+struct TransformerWeights: @unchecked Sendable {
+    let wordEmbeddings: FloatBuffer
+    let positionEmbeddings: FloatBuffer
+    let tokenTypeEmbeddings: FloatBuffer
+    let embeddingNorm: (gamma: FloatBuffer, beta: FloatBuffer)
+    let layers: [EncoderLayer]
+
+    /// Bytes held in memory for the layers (packed matrices); embeddings are read from the file map.
+    var packedBytes: Int {
+        layers.reduce(0) { $0 + $1.queryKeyValue.residentBytes + $1.attentionOutput.residentBytes + $1.intermediate.residentBytes + $1.output.residentBytes }
+    }
+
+    init(file: any WeightFile, config: ModelConfig, runtime: OneDNNRuntime) throws(WeightLoadError) {
+        let names = Set(file.tensorNames)
+        let prefix = ["", "roberta.", "bert.", "model."].first { names.contains($0 + "embeddings.word_embeddings.weight") } ?? ""
+        let h = config.hiddenSize
+        func load(_ name: String, _ shape: [Int]) throws(WeightLoadError) -> FloatBuffer {
+            let tensor = try file.tensor(prefix + name)
+            guard tensor.shape == shape else { throw .wrongShape(tensor: prefix + name, expected: shape, found: tensor.shape) }
+            return try FloatBuffer(tensor)
+        }
+        func norm(_ name: String) throws(WeightLoadError) -> (gamma: FloatBuffer, beta: FloatBuffer) {
+            (try load(name + ".weight", [h]), try load(name + ".bias", [h]))
+        }
+        func matmul(_ weight: FloatBuffer, _ bias: FloatBuffer, outputs: Int, inputs: Int, gelu: Bool = false) throws(WeightLoadError) -> PackedMatmul {
+            do {
+                return try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: outputs, inputSize: inputs, gelu: gelu, runtime: runtime)
+            } catch {
+                throw .malformed(file: file.path, reason: "the matrix library refused a \(outputs)×\(inputs) layer: \(error)")
+            }
+        }
+        wordEmbeddings = try load("embeddings.word_embeddings.weight", [config.vocabularySize, h])
+        positionEmbeddings = try load("embeddings.position_embeddings.weight", [config.maxPositions, h])
+        tokenTypeEmbeddings = try load("embeddings.token_type_embeddings.weight", [config.typeVocabularySize, h])
+        embeddingNorm = try norm("embeddings.LayerNorm")
+        var layers: [EncoderLayer] = []
+        for index in 0..<config.layers {
+            let base = "encoder.layer.\(index)."
+            var fusedWeight: [Float] = []
+            var fusedBias: [Float] = []
+            fusedWeight.reserveCapacity(3 * h * h)
+            for part in ["query", "key", "value"] {
+                let weight = try load(base + "attention.self.\(part).weight", [h, h])
+                let bias = try load(base + "attention.self.\(part).bias", [h])
+                fusedWeight.append(contentsOf: UnsafeBufferPointer(start: weight.pointer, count: h * h))
+                fusedBias.append(contentsOf: UnsafeBufferPointer(start: bias.pointer, count: h))
+            }
+            let i = config.intermediateSize
+            layers.append(EncoderLayer(
+                queryKeyValue: try matmul(FloatBuffer(fusedWeight), FloatBuffer(fusedBias), outputs: 3 * h, inputs: h),
+                attentionOutput: try matmul(try load(base + "attention.output.dense.weight", [h, h]),
+                                            try load(base + "attention.output.dense.bias", [h]), outputs: h, inputs: h),
+                attentionNorm: try norm(base + "attention.output.LayerNorm"),
+                intermediate: try matmul(try load(base + "intermediate.dense.weight", [i, h]),
+                                         try load(base + "intermediate.dense.bias", [i]), outputs: i, inputs: h, gelu: true),
+                output: try matmul(try load(base + "output.dense.weight", [h, i]), try load(base + "output.dense.bias", [h]), outputs: h, inputs: i),
+                outputNorm: try norm(base + "output.LayerNorm")))
+        }
+        self.layers = layers
+    }
+}
