@@ -35,6 +35,7 @@ let package = Package(
             name: "bgem3",
             dependencies: [
                 "Tokenizer",
+                "Engine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             resources: [.embedInCode("Resources/multilingual-lines.txt")],

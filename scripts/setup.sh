@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages the project needs (the Swift toolchain itself is not a Debian package).
-DEBIAN_PACKAGES=(python3 python3-venv git ca-certificates)
+# Debian packages the project needs: oneDNN (the engine's matrix products) and Python for the
+# reference comparisons. The Swift toolchain itself is not a Debian package.
+DEBIAN_PACKAGES=(python3 python3-venv git ca-certificates libdnnl-dev)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

@@ -7,11 +7,11 @@ struct BGEM3: AsyncParsableCommand {
         abstract: "BGE-M3 embeddings: dense, sparse lexical and ColBERT vectors from one forward pass.",
         discussion: """
             This build has the tokenizer (identical ids and offsets to Hugging Face `tokenizers` for \
-            the XLM-R family) and its benchmark. The engine, the HTTP server, and the serve, embed, \
-            download, probe, synth and eval commands are not built yet.
+            the XLM-R family) and the native fp32 engine. The HTTP server (serve, download) and the \
+            memory probe are not built yet.
             """,
         version: BGEM3Version.string,
-        subcommands: [TokenizeCommand.self, BenchCommand.self])
+        subcommands: [EmbedCommand.self, TokenizeCommand.self, BenchCommand.self, SynthCommand.self])
 }
 
 enum BGEM3Version {

@@ -127,6 +127,8 @@ final class PackedMatmul: @unchecked Sendable {
     }
 
     private var cache: [Int: Instance] = [:]
+    /// Time spent in ``run(rows:input:output:)`` since the last ``takeElapsed()``.
+    private var elapsedNanoseconds: UInt64 = 0
     private var uses: UInt64 = 0
     private let cacheLock = NSLock()
     private static let cacheLimit = 48
@@ -135,7 +137,13 @@ final class PackedMatmul: @unchecked Sendable {
     func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(OneDNNError) {
         guard rows > 0 else { return }
         cacheLock.lock()
-        defer { cacheLock.unlock() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            elapsedNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+            cacheLock.unlock()
+        }
+        // The OpenMP thread count is per calling thread; set it for whichever thread calls.
+        omp_set_num_threads(Int32(runtime.threads))
         let instance = try self.instance(rows: rows)
         try check(dnnl_memory_set_data_handle(instance.source, UnsafeMutableRawPointer(mutating: input)), "dnnl_memory_set_data_handle")
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
@@ -147,6 +155,15 @@ final class PackedMatmul: @unchecked Sendable {
         ]
         try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
         try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+    }
+
+    /// Seconds spent computing since the last call, and restarts the count.
+    func takeElapsed() -> Double {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        let seconds = Double(elapsedNanoseconds) / 1e9
+        elapsedNanoseconds = 0
+        return seconds
     }
 
     private func instance(rows: Int) throws(OneDNNError) -> Instance {

@@ -52,22 +52,38 @@ enum VectorMath {
     }
 
     /// `e^x` for each lane, accurate to a few ulp for inputs above -87 (below, 0).
+    ///
+    /// Written with plain lane operations only: Swift's generic SIMD conversions
+    /// (`SIMD8<Int32>(floats)`, `rounded`, `clamped`) were not vectorised and took most of the
+    /// softmax time. Rounding uses the 1.5·2²³ trick: adding it leaves round(x) in the low
+    /// mantissa bits.
     @inline(__always)
     static func exp(_ x: Vector) -> Vector {
-        let clamped = x.clamped(lowerBound: Vector(repeating: -87.0), upperBound: Vector(repeating: 88.0))
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
-        var r = clamped.addingProduct(n, Vector(repeating: -0.693_359_375))
-        r = r.addingProduct(n, Vector(repeating: 2.121_944_4e-4))
+        var clamped = x
+        clamped.replace(with: -87.0, where: x .< -87.0)
+        clamped.replace(with: 88.0, where: x .> 88.0)
+        let magic = Vector(repeating: 12_582_912.0)
+        let shifted = clamped * 1.442_695_04 + magic
+        let n = shifted - magic
+        var r = clamped - n * 0.693_359_375
+        r = r + n * 2.121_944_4e-4
         var p = Vector(repeating: 1.987_569_15e-4) * r + Vector(repeating: 1.398_199_950_7e-3)
         p = p * r + Vector(repeating: 8.333_451_907_3e-3)
         p = p * r + Vector(repeating: 4.166_579_589_4e-2)
         p = p * r + Vector(repeating: 1.666_666_545_9e-1)
         p = p * r + Vector(repeating: 5.000_000_120_1e-1)
         let y = (p * r * r + r) + 1
-        let exponent = (SIMD8<Int32>(n) &+ 127) &<< 23
-        let scale = unsafeBitCast(exponent, to: Vector.self)
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
+        let scale = unsafeBitCast((integer &+ 127) &<< 23, to: Vector.self)
         var result = y * scale
         result.replace(with: 0, where: x .< -87.0)
+        return result
+    }
+
+    @inline(__always)
+    static func maximum(_ a: Vector, _ b: Vector) -> Vector {
+        var result = a
+        result.replace(with: b, where: b .> a)
         return result
     }
 
@@ -76,7 +92,7 @@ enum VectorMath {
         let vectorEnd = count & ~7
         var maxVector = Vector(repeating: -.infinity)
         var i = 0
-        while i < vectorEnd { maxVector = pointwiseMax(maxVector, load(row + i)); i += 8 }
+        while i < vectorEnd { maxVector = maximum(maxVector, load(row + i)); i += 8 }
         var maximum = maxVector.max()
         while i < count { maximum = Swift.max(maximum, row[i]); i += 1 }
         let maxBroadcast = Vector(repeating: maximum)

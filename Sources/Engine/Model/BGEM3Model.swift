@@ -97,6 +97,13 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         return plan
     }
 
+    /// Seconds spent in matrix products (layers and ColBERT head) since the last call.
+    public func takeMatmulSeconds() -> Double {
+        encoder.weights.layers.reduce(0) {
+            $0 + $1.queryKeyValue.takeElapsed() + $1.attentionOutput.takeElapsed() + $1.intermediate.takeElapsed() + $1.output.takeElapsed()
+        } + heads.colbert.takeElapsed()
+    }
+
     /// Frees the workspace (it grows back on the next batch).
     public func releaseWorkspace() {
         lock.withLock { workspace.release() }

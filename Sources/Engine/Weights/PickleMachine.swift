@@ -166,8 +166,7 @@ struct PickleMachine {
                 let length = try readUInt64()
                 guard length <= UInt64(bytes.count - position) else { throw malformed("a frame of \(length) bytes runs past the end") }
             case 0x2E: // STOP
-                let result = try pop()
-                return result
+                return try pop()
             case 0x28: // MARK
                 guard marks.count < Self.maximumMarkDepth else { throw malformed("MARKs nest deeper than \(Self.maximumMarkDepth)") }
                 marks.append(stack.count)
@@ -258,7 +257,7 @@ struct PickleMachine {
                 try append(to: try top(), items)
             case 0x64: // DICT
                 let items = try popToMark()
-                let dict = try newDict(PickleDictionary())
+                let dict = newDict(PickleDictionary())
                 try setItems(on: dict, items)
                 try push(dict)
             case 0x6C: // LIST
@@ -301,7 +300,7 @@ struct PickleMachine {
         switch global {
         case .orderedDict:
             guard arguments.isEmpty else { throw forbidden("OrderedDict with initial items is not supported") }
-            return try newDict(PickleDictionary())
+            return newDict(PickleDictionary())
         case .rebuildTensorV2:
             // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]);
             // gradients and hooks mean nothing for inference.
@@ -410,7 +409,7 @@ struct PickleMachine {
         return .list(lists.count - 1)
     }
 
-    private mutating func newDict(_ dict: PickleDictionary) throws(WeightLoadError) -> PickleValue {
+    private mutating func newDict(_ dict: PickleDictionary) -> PickleValue {
         dicts.append(dict)
         return .dict(dicts.count - 1)
     }
@@ -473,7 +472,8 @@ struct PickleMachine {
     // MARK: - Errors
 
     private func malformed(_ reason: String) -> WeightLoadError {
-        .malformed(file: file, reason: "pickle `\(source)` at byte \(opcodeStart): \(reason)")
+        let opcode = opcodeStart < bytes.count ? bytes[opcodeStart] : 0
+        return .malformed(file: file, reason: "pickle `\(source)` at byte \(opcodeStart) (opcode 0x\(String(opcode, radix: 16))\(printable(opcode))): \(reason)")
     }
 
     private func forbidden(_ reason: String) -> WeightLoadError {

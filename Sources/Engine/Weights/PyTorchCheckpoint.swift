@@ -181,13 +181,15 @@ private struct StoredTensor: Sendable {
         var element = storageOffset
         for position in 0..<elementCount {
             (target + position * elementSize).copyMemory(from: source + element * elementSize, byteCount: elementSize)
-            // Advance the multi-index like an odometer, last dimension fastest.
+            // Advance the multi-index like an odometer, last dimension fastest. Wrapping
+            // arithmetic: the carry past the last element may overflow with a huge stride on a
+            // size-1 dimension, but every element actually read was bounds-checked at load.
             var dimension = shape.count - 1
             while dimension >= 0 {
                 index[dimension] += 1
-                element += strides[dimension]
+                element &+= strides[dimension]
                 if index[dimension] < shape[dimension] { break }
-                element -= strides[dimension] * shape[dimension]
+                element &-= strides[dimension] &* shape[dimension]
                 index[dimension] = 0
                 dimension -= 1
             }

@@ -1,0 +1,129 @@
+import Foundation
+
+/// Random-weight models in the exact BGE-M3 layout, for benchmarks: same files, names and shapes
+/// as `BAAI/bge-m3` (or the tiny test model), weights drawn like Hugging Face initialises them
+/// (normal with σ = 0.02, LayerNorm 1 and 0, biases 0).
+public enum SyntheticModel {
+    public enum Preset: String, CaseIterable, Sendable {
+        /// BGE-M3: 24 layers, hidden 1024, 16 heads, FFN 4096, 8194 positions, 250,002 pieces.
+        case bgeM3 = "bge-m3"
+        /// The test fixture's shape: 2 layers, hidden 64, 4 heads, FFN 128, 1026 positions, 6002 pieces.
+        case tiny
+
+        public var config: ModelConfig {
+            switch self {
+            case .bgeM3: return .bgeM3
+            case .tiny:
+                return ModelConfig(architecture: .xlmRoberta, hiddenSize: 64, layers: 2, heads: 4, intermediateSize: 128,
+                                   maxPositions: 1026, vocabularySize: 6002, typeVocabularySize: 1, layerNormEpsilon: 1e-5, padTokenID: 1)
+            }
+        }
+    }
+
+    /// Writes the model directory: `config.json`, `model.safetensors`, `sparse_linear.pt`,
+    /// `colbert_linear.pt`, the tokenizer files (copied from `tokenizer`), and the token maps.
+    public static func write(preset: Preset, to directory: URL, tokenizer: URL, seed: UInt64 = 42,
+                             progress: (String) -> Void = { _ in }) throws {
+        let config = preset.config
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var random = NormalGenerator(seed: seed)
+        let h = config.hiddenSize
+        func normal(_ buffer: UnsafeMutableBufferPointer<Float>) {
+            for i in buffer.indices { buffer[i] = random.next() * 0.02 }
+        }
+        func constant(_ value: Float) -> (UnsafeMutableBufferPointer<Float>) -> Void {
+            { buffer in buffer.initialize(repeating: value) }
+        }
+        var entries: [SafetensorsWriter.Entry] = [
+            .init(name: "embeddings.word_embeddings.weight", shape: [config.vocabularySize, h], fill: normal),
+            .init(name: "embeddings.position_embeddings.weight", shape: [config.maxPositions, h], fill: normal),
+            .init(name: "embeddings.token_type_embeddings.weight", shape: [config.typeVocabularySize, h], fill: normal),
+            .init(name: "embeddings.LayerNorm.weight", shape: [h], fill: constant(1)),
+            .init(name: "embeddings.LayerNorm.bias", shape: [h], fill: constant(0)),
+        ]
+        for layer in 0..<config.layers {
+            let base = "encoder.layer.\(layer)."
+            for part in ["query", "key", "value"] {
+                entries.append(.init(name: base + "attention.self.\(part).weight", shape: [h, h], fill: normal))
+                entries.append(.init(name: base + "attention.self.\(part).bias", shape: [h], fill: constant(0)))
+            }
+            entries += [
+                .init(name: base + "attention.output.dense.weight", shape: [h, h], fill: normal),
+                .init(name: base + "attention.output.dense.bias", shape: [h], fill: constant(0)),
+                .init(name: base + "attention.output.LayerNorm.weight", shape: [h], fill: constant(1)),
+                .init(name: base + "attention.output.LayerNorm.bias", shape: [h], fill: constant(0)),
+                .init(name: base + "intermediate.dense.weight", shape: [config.intermediateSize, h], fill: normal),
+                .init(name: base + "intermediate.dense.bias", shape: [config.intermediateSize], fill: constant(0)),
+                .init(name: base + "output.dense.weight", shape: [h, config.intermediateSize], fill: normal),
+                .init(name: base + "output.dense.bias", shape: [h], fill: constant(0)),
+                .init(name: base + "output.LayerNorm.weight", shape: [h], fill: constant(1)),
+                .init(name: base + "output.LayerNorm.bias", shape: [h], fill: constant(0)),
+            ]
+        }
+        entries += [
+            .init(name: "pooler.dense.weight", shape: [h, h], fill: normal),
+            .init(name: "pooler.dense.bias", shape: [h], fill: constant(0)),
+        ]
+        progress("writing model.safetensors (\(entries.count) tensors)")
+        try SafetensorsWriter.write(entries, to: directory.appendingPathComponent("model.safetensors"))
+
+        progress("writing the heads")
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in random.next() * 0.02 } }
+        try PyTorchWriter.write([("weight", [1, h], values(h)), ("bias", [1], [0])],
+                                to: directory.appendingPathComponent("sparse_linear.pt"))
+        try PyTorchWriter.write([("weight", [h, h], values(h * h)), ("bias", [h], [Float](repeating: 0, count: h))],
+                                to: directory.appendingPathComponent("colbert_linear.pt"))
+
+        let configJSON: [String: Any] = [
+            "architectures": ["XLMRobertaModel"], "model_type": "xlm-roberta", "hidden_size": h,
+            "num_hidden_layers": config.layers, "num_attention_heads": config.heads, "intermediate_size": config.intermediateSize,
+            "max_position_embeddings": config.maxPositions, "vocab_size": config.vocabularySize, "type_vocab_size": config.typeVocabularySize,
+            "layer_norm_eps": Double(config.layerNormEpsilon), "pad_token_id": Int(config.padTokenID), "bos_token_id": 0, "eos_token_id": 2,
+            "hidden_act": "gelu", "position_embedding_type": "absolute", "torch_dtype": "float32",
+            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+        ]
+        try JSONSerialization.data(withJSONObject: configJSON, options: [.prettyPrinted, .sortedKeys])
+            .write(to: directory.appendingPathComponent("config.json"))
+        let specials: [String: Any] = ["bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "mask_token": "<mask>",
+                                       "pad_token": "<pad>", "sep_token": "</s>", "unk_token": "<unk>"]
+        try JSONSerialization.data(withJSONObject: specials, options: [.prettyPrinted, .sortedKeys])
+            .write(to: directory.appendingPathComponent("special_tokens_map.json"))
+        var tokenizerConfig = specials
+        tokenizerConfig["model_max_length"] = config.maximumSequenceLength
+        tokenizerConfig["tokenizer_class"] = "XLMRobertaTokenizer"
+        try JSONSerialization.data(withJSONObject: tokenizerConfig, options: [.prettyPrinted, .sortedKeys])
+            .write(to: directory.appendingPathComponent("tokenizer_config.json"))
+        let destination = directory.appendingPathComponent("tokenizer.json")
+        if destination.standardizedFileURL != tokenizer.standardizedFileURL {
+            try? FileManager.default.removeItem(at: destination)
+            try FileManager.default.copyItem(at: tokenizer, to: destination)
+        }
+    }
+}
+
+/// Standard normal numbers from a fixed seed (xorshift + Box-Muller), fast enough for 568 M weights.
+struct NormalGenerator {
+    private var state: UInt64
+    private var spare: Float?
+
+    init(seed: UInt64) { state = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed }
+
+    private mutating func uniform() -> Float {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return (Float(state >> 40) + 0.5) / Float(1 << 24)
+    }
+
+    mutating func next() -> Float {
+        if let spare {
+            self.spare = nil
+            return spare
+        }
+        let u = uniform(), v = uniform()
+        let radius = (-2 * Foundation.log(u)).squareRoot()
+        let angle = 2 * Float.pi * v
+        spare = radius * Foundation.sin(angle)
+        return radius * Foundation.cos(angle)
+    }
+}

@@ -1,0 +1,82 @@
+import Engine
+import Foundation
+
+/// The fixed model workloads of `bgem3 bench`: token ids from a fixed seed (the speed of the
+/// forward pass does not depend on which ids), each workload in a fresh state after a warm-up.
+struct ModelBenchmark {
+    struct Workload: Sendable {
+        let name: String
+        let lengths: [Int]
+        /// Median of this many timed runs (1 for the 8192-token workload).
+        let runs: Int
+    }
+
+    struct Result: Sendable {
+        let name: String
+        let sequences: Int
+        let tokens: Int
+        let secondsMedian: Double
+        let secondsMin: Double
+        let tokensPerSecond: Double
+        let peakResidentBytes: Int
+        let residentBytesBefore: Int
+        let matmulSeconds: Double
+    }
+
+    static let names = ["1x128", "1x512", "1x8192", "64xmixed"]
+
+    static func workload(_ name: String, runs: Int) -> Workload? {
+        switch name {
+        case "1x128": return Workload(name: name, lengths: [128], runs: runs)
+        case "1x512": return Workload(name: name, lengths: [512], runs: runs)
+        case "1x8192": return Workload(name: name, lengths: [8192], runs: 1)
+        case "64xmixed":
+            var generator = SeededGenerator(seed: 64)
+            return Workload(name: name, lengths: (0..<64).map { _ in 16 + Int(generator.next() % 497) }, runs: runs)
+        default: return nil
+        }
+    }
+
+    let model: BGEM3Model
+
+    func run(_ workload: Workload) throws -> Result {
+        var generator = SeededGenerator(seed: UInt64(workload.lengths.count * 1000 + workload.lengths[0]))
+        let vocabulary = UInt64(model.config.vocabularySize - 5)
+        let lengths = workload.lengths.map { min($0, model.maximumSequenceLength) }
+        let sequences: [[Int32]] = lengths.map { length in
+            [0] + (0..<(length - 2)).map { _ in Int32(5 + generator.next() % vocabulary) } + [2]
+        }
+        model.releaseWorkspace()
+        ProcessMemory.resetPeak()
+        let before = ProcessMemory.residentBytes ?? 0
+        _ = try model.encode(sequences, outputs: .all)
+        _ = model.takeMatmulSeconds()
+        var times: [Double] = []
+        var matmul: [Double] = []
+        for _ in 0..<workload.runs {
+            let start = Clock.now
+            _ = try model.encode(sequences, outputs: .all)
+            times.append(Clock.seconds(since: start))
+            matmul.append(model.takeMatmulSeconds())
+        }
+        let tokens = lengths.reduce(0, +)
+        let median = Statistics.median(times)
+        return Result(name: workload.name, sequences: sequences.count, tokens: tokens, secondsMedian: median,
+                      secondsMin: times.min() ?? median, tokensPerSecond: Double(tokens) / median,
+                      peakResidentBytes: ProcessMemory.peakResidentBytes ?? 0, residentBytesBefore: before,
+                      matmulSeconds: Statistics.median(matmul))
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so workloads repeat exactly.
+struct SeededGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Tokenizer
+
+struct SynthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write a random-weight model in the exact BGE-M3 layout, for benchmarks.",
+        discussion: """
+            The directory gets config.json, model.safetensors, sparse_linear.pt, colbert_linear.pt, \
+            the tokenizer (copied from --tokenizer) and its token maps, with the names and shapes of \
+            BAAI/bge-m3 (preset bge-m3: 24 layers, hidden 1024, 16 heads, FFN 4096, 8194 positions, \
+            250,002 pieces; about 2.3 GB) or of the tiny test model (preset tiny). The outputs are \
+            meaningless; the speed and memory are those of the real model.
+            """)
+
+    @Option(name: .long, help: "bge-m3 or tiny.")
+    var preset: String = "bge-m3"
+
+    @Option(name: .long, help: ArgumentHelp("Directory to write (created if needed).", valueName: "dir"))
+    var out: String
+
+    @Option(name: .long, help: ArgumentHelp("The tokenizer.json to copy in; its ids must fit the preset's vocabulary (the real XLM-R tokenizer for bge-m3).", valueName: "file"))
+    var tokenizer: String
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 42
+
+    func run() throws {
+        guard let preset = SyntheticModel.Preset(rawValue: preset) else {
+            throw ValidationError("unknown preset '\(self.preset)'; use bge-m3 or tiny")
+        }
+        let tokenizerURL = URL(fileURLWithPath: tokenizer)
+        let loaded: UnigramTokenizer
+        do { loaded = try UnigramTokenizer(contentsOf: tokenizerURL) } catch { throw CommandFailure(error.description) }
+        guard loaded.vocabularySize <= preset.config.vocabularySize else {
+            throw CommandFailure("\(tokenizer) has \(loaded.vocabularySize) ids but preset \(preset.rawValue) has a vocabulary of \(preset.config.vocabularySize)")
+        }
+        let directory = URL(fileURLWithPath: out)
+        try SyntheticModel.write(preset: preset, to: directory, tokenizer: tokenizerURL, seed: seed) { message in
+            FileHandle.standardError.write(Data("synth: \(message)\n".utf8))
+        }
+        FileHandle.standardError.write(Data("synth: wrote \(preset.rawValue) model to \(directory.path)\n".utf8))
+    }
+}
