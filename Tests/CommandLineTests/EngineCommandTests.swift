@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// `bgem3 embed`, `bgem3 synth` and the model workloads of `bgem3 bench`, end to end.
+@Suite struct EngineCommandTests {
+    let tiny = BGEM3Process.fixture("tiny-bge-m3")
+
+    struct Output: Decodable {
+        let index: Int
+        let tokens: Int
+        let truncated: Bool
+        let dense: [Float]?
+        let sparse: Sparse?
+        let colbert: [[Float]]?
+        let id: Int?
+        struct Sparse: Decodable { let indices: [Int]; let values: [Float] }
+    }
+
+    struct Golden: Decodable {
+        struct Case: Decodable { let text: String; let max_length: Int; let dense: [Float]; let sparse: [String: Float]; let colbert: [[Float]] }
+        let cases: [Case]
+    }
+
+    @Test func embedMatchesTheReferenceAndKeepsOrder() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: BGEM3Process.fixture("golden/tiny-model-public.json")))
+        let golden = try JSONDecoder().decode(Golden.self, from: data)
+        let cases = golden.cases.filter { $0.max_length == 64 }.prefix(6)
+        let input = cases.enumerated().map { index, c in
+            String(decoding: try! JSONSerialization.data(withJSONObject: ["text": c.text, "id": index * 10]), as: UTF8.self)
+        }.joined(separator: "\n") + "\n"
+        let result = try BGEM3Process.run(["embed", "--model", tiny, "--dense", "--sparse", "--colbert", "--max-length", "64"],
+                                          input: Data(input.utf8))
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = try result.standardOutput.split(separator: "\n").map { try JSONDecoder().decode(Output.self, from: Data($0.utf8)) }
+        #expect(lines.count == cases.count)
+        for (index, (line, reference)) in zip(lines, cases).enumerated() {
+            #expect(line.index == index)
+            #expect(line.id == index * 10, "carried-through field")
+            let dense = try #require(line.dense)
+            #expect(zip(dense, reference.dense).allSatisfy { abs($0 - $1) <= 1e-4 })
+            let colbert = try #require(line.colbert)
+            #expect(colbert.count == reference.colbert.count)
+            #expect(zip(colbert.flatMap { $0 }, reference.colbert.flatMap { $0 }).allSatisfy { abs($0 - $1) <= 1e-4 })
+            let sparse = try #require(line.sparse)
+            #expect(sparse.indices == sparse.indices.sorted())
+            for (id, weight) in zip(sparse.indices, sparse.values) {
+                #expect(abs((reference.sparse[String(id)] ?? 0) - weight) <= 1e-4)
+            }
+        }
+    }
+
+    @Test func embedGivesOnlyWhatIsAskedAndDenseByDefault() throws {
+        let result = try BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"hello\"}\n".utf8))
+        #expect(result.status == 0, "\(result.standardError)")
+        let line = try JSONDecoder().decode(Output.self, from: Data(result.standardOutput.utf8))
+        #expect(line.dense?.count == 64 && line.sparse == nil && line.colbert == nil)
+        #expect(line.tokens == 6 && !line.truncated) // [0, 4, 266, 25, 55, 2], as `bgem3 tokenize` gives
+    }
+
+    @Test func embedTruncatesAndReportsIt() throws {
+        let text = String(repeating: "word ", count: 200)
+        let result = try BGEM3Process.run(["embed", "--model", tiny, "--max-length", "16"], input: Data("{\"text\": \"\(text)\"}\n".utf8))
+        #expect(result.status == 0, "\(result.standardError)")
+        let line = try JSONDecoder().decode(Output.self, from: Data(result.standardOutput.utf8))
+        #expect(line.tokens == 16 && line.truncated)
+    }
+
+    @Test func embedRejectsBadInputClearly() throws {
+        let bad = try BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"ok\"}\n[1, 2]\n".utf8))
+        #expect(bad.status == 1 && !bad.terminatedBySignal)
+        #expect(bad.standardError.contains("line 2"))
+        let length = try BGEM3Process.run(["embed", "--model", tiny, "--max-length", "5000"], input: Data())
+        #expect(length.status == 1)
+        #expect(length.standardError.contains("--max-length 5000 is outside 2...1024"))
+        let missing = try BGEM3Process.run(["embed", "--model", "/nonexistent"], input: Data())
+        #expect(missing.status == 1)
+        #expect(missing.standardError.contains("config.json"))
+    }
+
+    @Test func synthWritesALoadableModel() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-synth-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let made = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", directory.path,
+                                         "--tokenizer", BGEM3Process.fixture("tiny-bge-m3/tokenizer.json")])
+        #expect(made.status == 0, "\(made.standardError)")
+        for file in ["config.json", "model.safetensors", "sparse_linear.pt", "colbert_linear.pt", "tokenizer.json", "special_tokens_map.json"] {
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), "\(file)")
+        }
+        let embedded = try BGEM3Process.run(["embed", "--model", directory.path, "--sparse", "--colbert"], input: Data("{\"text\": \"hello world\"}\n".utf8))
+        #expect(embedded.status == 0, "\(embedded.standardError)")
+        let line = try JSONDecoder().decode(Output.self, from: Data(embedded.standardOutput.utf8))
+        #expect(line.colbert?.count == line.tokens - 1)
+        let wrongVocabulary = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", directory.path + "-2",
+                                                    "--tokenizer", ProcessInfo.processInfo.environment["BGE_M3_FIXTURES"].map { $0 + "/xlmr-tokenizer/tokenizer.json" } ?? "/nonexistent"])
+        #expect(wrongVocabulary.status == 1)
+    }
+
+    @Test func benchReportsModelWorkloads() throws {
+        let result = try BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x128,64xmixed", "--runs", "1", "--threads", "1", "--json"])
+        #expect(result.status == 0, "\(result.standardError)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
+        #expect(object["precision"] as? String == "fp32")
+        #expect(object["threads"] as? Int == 1)
+        #expect((object["matmul_gflops"] as? Double ?? 0) > 0)
+        let workloads = try #require(object["workloads"] as? [[String: Any]])
+        #expect(workloads.map { $0["name"] as? String } == ["1x128", "64xmixed"])
+        for workload in workloads {
+            for key in ["sequences", "tokens", "seconds_median", "seconds_min", "tokens_per_s", "peak_rss_bytes", "rss_before_bytes", "matmul_seconds"] {
+                #expect(workload[key] != nil, "missing \(key)")
+            }
+        }
+        #expect(workloads[1]["sequences"] as? Int == 64)
+    }
+}
