@@ -70,6 +70,8 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize,
                             excludedSparseIDs: Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer), runtime: runtime)
         files = [weights, sparse, colbert]
+        // Layer weights now live in packed copies; embeddings are read from the map on demand.
+        for file in files { file.releaseResidentPages() }
     }
 
     /// The ids FlagEmbedding never weights: the tokenizer's cls, eos, pad and unk tokens.
@@ -102,6 +104,11 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         encoder.weights.layers.reduce(0) {
             $0 + $1.queryKeyValue.takeElapsed() + $1.attentionOutput.takeElapsed() + $1.intermediate.takeElapsed() + $1.output.takeElapsed()
         } + heads.colbert.takeElapsed()
+    }
+
+    /// Seconds spent in attention since the last call.
+    public func takeAttentionSeconds() -> Double {
+        lock.withLock { encoder.takeAttentionSeconds() }
     }
 
     /// Frees the workspace (it grows back on the next batch).

@@ -1,23 +1,28 @@
 import Foundation
 
-/// Read-only floats that stay valid as long as this value exists: a view into a memory-mapped
-/// checkpoint (no copy) or, for half-precision checkpoints, a converted copy.
+/// Read-only floats in memory of their own, converted to f32.
+///
+/// Weights are copied out of the checkpoint's memory map rather than read through it: a read
+/// through the map makes a whole page-cache folio resident, so small tensors spread through a
+/// 2.2 GB file would pin far more memory than they hold.
+///
+/// `pointer` is valid only while this value is alive: read through it from a stored property,
+/// never from a temporary (Swift may release the temporary before the read); use ``array`` there.
 struct FloatBuffer: @unchecked Sendable {
     let pointer: UnsafePointer<Float>
     let count: Int
     private let owner: AnyObject
 
-    init(_ tensor: TensorView) throws(WeightLoadError) {
-        if tensor.dtype == .float32, Int(bitPattern: tensor.bytes.baseAddress) % MemoryLayout<Float>.alignment == 0 {
-            pointer = tensor.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
-            count = tensor.elementCount
-            owner = tensor.owner
-        } else {
-            let copy = OwnedFloats(try tensor.floats())
-            pointer = UnsafePointer(copy.pointer)
-            count = copy.count
-            owner = copy
-        }
+    init(copying tensor: TensorView) throws(WeightLoadError) {
+        let copy = OwnedFloats(try tensor.floats())
+        pointer = UnsafePointer(copy.pointer)
+        count = copy.count
+        owner = copy
+    }
+
+    /// The values as an array (the buffer is kept alive while they are copied).
+    var array: [Float] {
+        withExtendedLifetime(owner) { Array(UnsafeBufferPointer(start: pointer, count: count)) }
     }
 
     init(_ values: [Float]) {

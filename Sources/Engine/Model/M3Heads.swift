@@ -17,16 +17,16 @@ struct M3Heads: @unchecked Sendable {
         func load(_ file: any WeightFile, _ name: String, _ check: ([Int]) -> Bool, _ expected: [Int]) throws(WeightLoadError) -> FloatBuffer {
             let tensor = try file.tensor(name)
             guard check(tensor.shape) else { throw .wrongShape(tensor: "\(file.path): \(name)", expected: expected, found: tensor.shape) }
-            return try FloatBuffer(tensor)
+            return try FloatBuffer(copying: tensor)
         }
         sparseWeight = try load(sparse, "weight", { $0 == [1, hiddenSize] }, [1, hiddenSize])
-        sparseBias = try load(sparse, "bias", { $0 == [1] }, [1]).pointer[0]
+        sparseBias = try load(sparse, "bias", { $0 == [1] }, [1]).array[0]
         let colbertWeight = try colbertFile.tensor("weight")
         guard colbertWeight.shape.count == 2, colbertWeight.shape[1] == hiddenSize, colbertWeight.shape[0] > 0 else {
             throw .wrongShape(tensor: "\(colbertFile.path): weight", expected: [hiddenSize, hiddenSize], found: colbertWeight.shape)
         }
         let dimension = colbertWeight.shape[0]
-        let weight = try FloatBuffer(colbertWeight)
+        let weight = try FloatBuffer(copying: colbertWeight)
         let bias = try load(colbertFile, "bias", { $0 == [dimension] }, [dimension])
         do {
             colbert = try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: dimension, inputSize: hiddenSize,

@@ -6,6 +6,15 @@ final class TransformerEncoder: @unchecked Sendable {
     let config: ModelConfig
     let weights: TransformerWeights
     let attention: BlockedAttention
+    /// Time spent in attention since the last ``takeAttentionSeconds()``.
+    private var attentionNanoseconds: UInt64 = 0
+
+    /// Seconds spent in attention since the last call, and restarts the count.
+    func takeAttentionSeconds() -> Double {
+        defer { attentionNanoseconds = 0 }
+        return Double(attentionNanoseconds) / 1e9
+    }
+
     /// Rows of the feed-forward computed at a time, bounding its `rows × intermediate` buffer.
     let feedForwardRows = 512
 
@@ -48,23 +57,31 @@ final class TransformerEncoder: @unchecked Sendable {
         var row = 0
         for sequence in sequences {
             let positions = positions(of: sequence)
+            let first = row
             for (token, position) in zip(sequence, positions) {
                 let out = hidden + row * h
-                let word = weights.wordEmbeddings.pointer + Int(token) * h
-                let place = weights.positionEmbeddings.pointer + Int(position) * h
-                for i in 0..<h { out[i] = word[i] + place[i] + weights.tokenTypeEmbeddings.pointer[i] }
-                VectorMath.layerNorm(out, residual: nil, count: h, gamma: weights.embeddingNorm.gamma.pointer,
-                                     beta: weights.embeddingNorm.beta.pointer, epsilon: config.layerNormEpsilon)
+                try weights.wordEmbeddings.read(row: Int(token), into: out)
+                // The position rows go in the projected buffer, then are added.
+                try weights.positionEmbeddings.read(row: Int(position), into: workspace.projected.floats + row * h)
                 row += 1
             }
-            spans.append((row - sequence.count, sequence.count))
+            for r in first..<row {
+                let out = hidden + r * h
+                VectorMath.add(workspace.projected.floats + r * h, into: out, count: h)
+                VectorMath.add(weights.tokenTypeEmbeddings.pointer, into: out, count: h)
+                VectorMath.layerNorm(out, residual: nil, count: h, gamma: weights.embeddingNorm.gamma.pointer,
+                                     beta: weights.embeddingNorm.beta.pointer, epsilon: config.layerNormEpsilon)
+            }
+            spans.append((first, sequence.count))
         }
         let tokens = row
         do {
             for layer in weights.layers {
                 try layer.queryKeyValue.run(rows: tokens, input: hidden, output: workspace.queryKeyValue.floats)
+                let attentionStart = DispatchTime.now().uptimeNanoseconds
                 attention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: spans,
                               scratch: workspace.attentionScratch.pointer!)
+                attentionNanoseconds += DispatchTime.now().uptimeNanoseconds - attentionStart
                 try layer.attentionOutput.run(rows: tokens, input: workspace.context.floats, output: workspace.projected.floats)
                 normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.attentionNorm)
                 var start = 0

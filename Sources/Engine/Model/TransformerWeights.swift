@@ -12,13 +12,13 @@ struct EncoderLayer: @unchecked Sendable {
 
 /// The encoder's weights, checked against `config.json` and laid out for the kernels.
 struct TransformerWeights: @unchecked Sendable {
-    let wordEmbeddings: FloatBuffer
-    let positionEmbeddings: FloatBuffer
+    let wordEmbeddings: EmbeddingRows
+    let positionEmbeddings: EmbeddingRows
     let tokenTypeEmbeddings: FloatBuffer
     let embeddingNorm: (gamma: FloatBuffer, beta: FloatBuffer)
     let layers: [EncoderLayer]
 
-    /// Bytes held in memory for the layers (packed matrices); embeddings are read from the file map.
+    /// Bytes held in memory for the layers (packed matrices); embedding rows are read from the file.
     var packedBytes: Int {
         layers.reduce(0) { $0 + $1.queryKeyValue.residentBytes + $1.attentionOutput.residentBytes + $1.intermediate.residentBytes + $1.output.residentBytes }
     }
@@ -30,7 +30,12 @@ struct TransformerWeights: @unchecked Sendable {
         func load(_ name: String, _ shape: [Int]) throws(WeightLoadError) -> FloatBuffer {
             let tensor = try file.tensor(prefix + name)
             guard tensor.shape == shape else { throw .wrongShape(tensor: prefix + name, expected: shape, found: tensor.shape) }
-            return try FloatBuffer(tensor)
+            return try FloatBuffer(copying: tensor)
+        }
+        func table(_ name: String, _ shape: [Int]) throws(WeightLoadError) -> EmbeddingRows {
+            let tensor = try file.tensor(prefix + name)
+            guard tensor.shape == shape else { throw .wrongShape(tensor: prefix + name, expected: shape, found: tensor.shape) }
+            return try EmbeddingRows(tensor)
         }
         func norm(_ name: String) throws(WeightLoadError) -> (gamma: FloatBuffer, beta: FloatBuffer) {
             (try load(name + ".weight", [h]), try load(name + ".bias", [h]))
@@ -42,8 +47,8 @@ struct TransformerWeights: @unchecked Sendable {
                 throw .malformed(file: file.path, reason: "the matrix library refused a \(outputs)×\(inputs) layer: \(error)")
             }
         }
-        wordEmbeddings = try load("embeddings.word_embeddings.weight", [config.vocabularySize, h])
-        positionEmbeddings = try load("embeddings.position_embeddings.weight", [config.maxPositions, h])
+        wordEmbeddings = try table("embeddings.word_embeddings.weight", [config.vocabularySize, h])
+        positionEmbeddings = try table("embeddings.position_embeddings.weight", [config.maxPositions, h])
         tokenTypeEmbeddings = try load("embeddings.token_type_embeddings.weight", [config.typeVocabularySize, h])
         embeddingNorm = try norm("embeddings.LayerNorm")
         var layers: [EncoderLayer] = []
@@ -55,8 +60,8 @@ struct TransformerWeights: @unchecked Sendable {
             for part in ["query", "key", "value"] {
                 let weight = try load(base + "attention.self.\(part).weight", [h, h])
                 let bias = try load(base + "attention.self.\(part).bias", [h])
-                fusedWeight.append(contentsOf: UnsafeBufferPointer(start: weight.pointer, count: h * h))
-                fusedBias.append(contentsOf: UnsafeBufferPointer(start: bias.pointer, count: h))
+                fusedWeight.append(contentsOf: weight.array)
+                fusedBias.append(contentsOf: bias.array)
             }
             let i = config.intermediateSize
             layers.append(EncoderLayer(

@@ -28,6 +28,19 @@ public final class MappedFile: @unchecked Sendable {
         bytes = UnsafeRawBufferPointer(start: address, count: size)
     }
 
+    /// Drops the pages read so far from this process's resident set; they are read again (from
+    /// the page cache) if touched later. Called once the weights have been copied into packed
+    /// buffers, so that resident memory counts each weight once.
+    ///
+    /// Later reads are embedding rows at random: the map is also marked random-access, so a
+    /// fault maps the page it needs and not a whole read-around window (without it, 1,000 random
+    /// rows of the 1 GB word-embedding table added 786 MB of resident pages).
+    public func releaseResidentPages() {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_DONTNEED)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_RANDOM)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }

@@ -19,7 +19,7 @@ public final class PyTorchCheckpoint: WeightFile {
     /// The archive's top folder including its slash, e.g. `pytorch_model/`.
     public let archivePrefix: String
 
-    private let file: MappedFile
+    fileprivate let file: MappedFile
     private let tensors: [String: StoredTensor]
 
     /// Opens and validates a checkpoint.
@@ -206,4 +206,10 @@ private final class ContiguousCopy: @unchecked Sendable {
     }
 
     deinit { buffer.deallocate() }
+}
+
+extension PyTorchCheckpoint {
+    public func releaseResidentPages() {
+        file.releaseResidentPages()
+    }
 }

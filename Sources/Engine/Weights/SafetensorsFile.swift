@@ -64,6 +64,10 @@ public struct SafetensorsFile: WeightFile {
         self.tensorNames = names.sorted()
     }
 
+    public func releaseResidentPages() {
+        file.releaseResidentPages()
+    }
+
     public func tensor(_ name: String) throws(WeightLoadError) -> TensorView {
         guard let entry = entries[name] else { throw .missingTensor(file: path, tensor: name) }
         return TensorView(name: name, dtype: entry.dtype, shape: entry.shape,

@@ -63,4 +63,6 @@ public protocol WeightFile: Sendable {
     var tensorNames: [String] { get }
     /// The tensor with this name.
     func tensor(_ name: String) throws(WeightLoadError) -> TensorView
+    /// Drops the file's pages from the resident set (see ``MappedFile/releaseResidentPages()``).
+    func releaseResidentPages()
 }

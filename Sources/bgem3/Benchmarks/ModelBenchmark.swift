@@ -21,6 +21,7 @@ struct ModelBenchmark {
         let peakResidentBytes: Int
         let residentBytesBefore: Int
         let matmulSeconds: Double
+        let attentionSeconds: Double
     }
 
     static let names = ["1x128", "1x512", "1x8192", "64xmixed"]
@@ -51,20 +52,23 @@ struct ModelBenchmark {
         let before = ProcessMemory.residentBytes ?? 0
         _ = try model.encode(sequences, outputs: .all)
         _ = model.takeMatmulSeconds()
+        _ = model.takeAttentionSeconds()
         var times: [Double] = []
         var matmul: [Double] = []
+        var attention: [Double] = []
         for _ in 0..<workload.runs {
             let start = Clock.now
             _ = try model.encode(sequences, outputs: .all)
             times.append(Clock.seconds(since: start))
             matmul.append(model.takeMatmulSeconds())
+            attention.append(model.takeAttentionSeconds())
         }
         let tokens = lengths.reduce(0, +)
         let median = Statistics.median(times)
         return Result(name: workload.name, sequences: sequences.count, tokens: tokens, secondsMedian: median,
                       secondsMin: times.min() ?? median, tokensPerSecond: Double(tokens) / median,
                       peakResidentBytes: ProcessMemory.peakResidentBytes ?? 0, residentBytesBefore: before,
-                      matmulSeconds: Statistics.median(matmul))
+                      matmulSeconds: Statistics.median(matmul), attentionSeconds: Statistics.median(attention))
     }
 }
 

@@ -101,10 +101,10 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "tokenizer: load %.3f s, %.2f MB/s, %.0f tokens/s (one thread, median of %d)", t.loadSeconds, t.megabytesPerSecond, t.tokensPerSecond, runs))
         }
         if !results.isEmpty {
-            print("workload   seqs  tokens   median s    min s   tokens/s  matmul s  matmul %   peak RSS MB  RSS before MB")
+            print("workload   seqs  tokens   median s    min s   tokens/s  matmul s  matmul %  attention s   peak RSS MB  RSS before MB")
             for r in results {
-                print(String(format: "%-9@ %5d %7d %10.3f %8.3f %10.1f %9.3f %9.0f%% %13.0f %14.0f", r.name as NSString, r.sequences, r.tokens,
-                             r.secondsMedian, r.secondsMin, r.tokensPerSecond, r.matmulSeconds, 100 * r.matmulSeconds / r.secondsMedian,
+                print(String(format: "%-9@ %5d %7d %10.3f %8.3f %10.1f %9.3f %9.0f%% %12.3f %13.0f %14.0f", r.name as NSString, r.sequences, r.tokens,
+                             r.secondsMedian, r.secondsMin, r.tokensPerSecond, r.matmulSeconds, 100 * r.matmulSeconds / r.secondsMedian, r.attentionSeconds,
                              Double(r.peakResidentBytes) / 1e6, Double(r.residentBytesBefore) / 1e6))
             }
         }
