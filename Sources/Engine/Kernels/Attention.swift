@@ -1,23 +1,43 @@
-import COneDNN
-
-/// Multi-head self-attention over unpadded sequences, computed in blocks of query rows so that
-/// memory grows linearly with sequence length: no `heads × S × S` tensor exists, only one
-/// `block × S` score block per thread.
+/// Multi-head self-attention over unpadded sequences, computed flash-attention style: queries in
+/// blocks of 32 rows, keys in blocks of 64, with an online softmax, so that nothing of size S × S
+/// exists and the working set stays in cache. Memory grows linearly with sequence length (one
+/// transposed copy of a head's keys per thread).
 ///
 /// Input is the fused projection `qkv` (`tokens × 3·hidden`: queries, keys, values side by side);
-/// each sequence attends only to itself, so no padding or mask is needed.
+/// each sequence attends only to itself, so no padding or mask is needed. Work items are
+/// (sequence, head) pairs spread over the threads; the inner products are SIMD micro-kernels
+/// (4 query rows × 16 keys for the scores, 4 rows × 16 value columns for the output).
+///
+/// Each head's keys and values are first copied into contiguous panels: read in place, rows of
+/// `qkv` lie 12 KB apart, and the micro-kernels' 64 loads per step all fell into the same L1
+/// cache set (29 GFLOP/s on one Zen 3 core before packing).
 struct BlockedAttention {
     let heads: Int
     let headSize: Int
-    /// Query rows per score block.
-    let blockRows: Int
     let threads: Int
+    /// Query rows per block (a multiple of 4).
+    let queryBlock = 32
+    /// Keys per block (a multiple of 16).
+    let keyBlock = 64
 
     var hidden: Int { heads * headSize }
 
-    /// Bytes of score blocks for sequences up to `longest` tokens.
+    init(heads: Int, headSize: Int, threads: Int) {
+        precondition(headSize % 8 == 0, "head size must be a multiple of 8")
+        self.heads = heads
+        self.headSize = headSize
+        self.threads = threads
+    }
+
+    /// Floats of scratch one thread needs for sequences up to `longest` tokens.
+    private func floatsPerThread(longest: Int) -> Int {
+        let paddedKeys = (longest + 15) & ~15
+        return 2 * headSize * paddedKeys + queryBlock * keyBlock + 2 * queryBlock * headSize + 2 * queryBlock
+    }
+
+    /// Bytes of scratch for sequences up to `longest` tokens.
     func scratchBytes(longest: Int) -> Int {
-        threads * min(blockRows, longest) * longest * MemoryLayout<Float>.size
+        longest == 0 ? 0 : threads * floatsPerThread(longest: longest) * MemoryLayout<Float>.size
     }
 
     /// `context[token, head·headSize ..< (head+1)·headSize]` for every token of every sequence.
@@ -26,53 +46,214 @@ struct BlockedAttention {
     ///   - scratch: at least ``scratchBytes(longest:)`` bytes.
     func run(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
              scratch: UnsafeMutableRawPointer) {
-        let stride = 3 * hidden
         let longest = sequences.map(\.length).max() ?? 0
         guard longest > 0 else { return }
-        let perThread = min(blockRows, longest) * longest
-        let scores = scratch.bindMemory(to: Float.self, capacity: perThread * threads)
-        // Work items: (sequence, head, first query row); spread over threads, each with its own
-        // score block and single-threaded GEMMs (two levels of threads would oversubscribe).
-        var items: [(sequence: Int, head: Int, row: Int)] = []
-        for (index, sequence) in sequences.enumerated() {
-            for head in 0..<heads {
-                var row = 0
-                while row < sequence.length {
-                    items.append((index, head, row))
-                    row += blockRows
-                }
-            }
+        var items: [(start: Int, length: Int, head: Int)] = []
+        items.reserveCapacity(sequences.count * heads)
+        for sequence in sequences where sequence.length > 0 {
+            for head in 0..<heads { items.append((sequence.start, sequence.length, head)) }
         }
-        let scale = 1 / Float(headSize).squareRoot()
+        // Longest first, so the threads finish together.
+        items.sort { $0.length > $1.length }
+        let perThread = floatsPerThread(longest: longest)
         let workers = min(threads, items.count)
-        let shared = Shared((qkv: qkv, context: context, scores: scores))
+        let shared = Shared((qkv: qkv, context: context, scratch: scratch.bindMemory(to: Float.self, capacity: perThread * workers)))
         let workItems = items
-        let (blockRows, headSize, hidden) = (self.blockRows, self.headSize, self.hidden)
+        let kernel = self
         runWorkers(workers) { worker in
-            let (qkv, context, scores) = shared.value
-            let previousThreads = omp_get_max_threads()
-            omp_set_num_threads(1)
-            defer { omp_set_num_threads(previousThreads) }
-            let block = scores + worker * perThread
+            let (qkv, context, scratch) = shared.value
             var index = worker
             while index < workItems.count {
                 let item = workItems[index]
+                kernel.attend(qkv: qkv, context: context, start: item.start, length: item.length, head: item.head,
+                              scratch: scratch + worker * perThread)
                 index += workers
-                let sequence = sequences[item.sequence]
-                let rows = min(blockRows, sequence.length - item.row)
-                let length = sequence.length
-                let queries = qkv + (sequence.start + item.row) * stride + item.head * headSize
-                let keys = qkv + sequence.start * stride + hidden + item.head * headSize
-                let values = qkv + sequence.start * stride + 2 * hidden + item.head * headSize
-                // scores = scale · Q Kᵀ
-                sgemm(transposeA: false, transposeB: true, m: rows, n: length, k: headSize, alpha: scale,
-                      a: queries, lda: stride, b: keys, ldb: stride, beta: 0, c: block, ldc: length)
-                for r in 0..<rows { VectorMath.softmax(block + r * length, count: length) }
-                // context = P V
-                let output = context + (sequence.start + item.row) * hidden + item.head * headSize
-                sgemm(transposeA: false, transposeB: false, m: rows, n: headSize, k: length, alpha: 1,
-                      a: block, lda: length, b: values, ldb: stride, beta: 0, c: output, ldc: hidden)
             }
+        }
+    }
+
+    /// One head of one sequence.
+    private func attend(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, length: Int, head: Int,
+                        scratch: UnsafeMutablePointer<Float>) {
+        let stride = 3 * hidden
+        let d = headSize
+        let paddedKeys = (length + 15) & ~15
+        let keysT = scratch                                   // paddedKeys/16 panels of d × 16
+        let packedValues = keysT + d * paddedKeys              // paddedKeys × d
+        let scores = packedValues + d * paddedKeys             // queryBlock × keyBlock
+        let queries = scores + queryBlock * keyBlock           // queryBlock × d
+        let output = queries + queryBlock * d                  // queryBlock × d
+        let rowMax = output + queryBlock * d                   // queryBlock
+        let rowSum = rowMax + queryBlock                       // queryBlock
+        let scale = 1 / Float(d).squareRoot()
+
+        // Keys in panels of 16: within a panel, the 16 keys' values of one dimension are contiguous.
+        for j in 0..<paddedKeys {
+            let panel = keysT + (j >> 4) * (d * 16) + (j & 15)
+            if j < length {
+                let key = qkv + (start + j) * stride + hidden + head * d
+                for k in 0..<d { panel[k * 16] = key[k] }
+            } else {
+                for k in 0..<d { panel[k * 16] = 0 }
+            }
+        }
+        for j in 0..<length {
+            (packedValues + j * d).update(from: qkv + (start + j) * stride + 2 * hidden + head * d, count: d)
+        }
+
+        var firstRow = 0
+        while firstRow < length {
+            let rows = min(queryBlock, length - firstRow)
+            let paddedRows = (rows + 3) & ~3
+            for r in 0..<paddedRows {
+                let target = queries + r * d
+                if r < rows {
+                    let query = qkv + (start + firstRow + r) * stride + head * d
+                    for k in 0..<d { target[k] = query[k] * scale }
+                } else {
+                    target.update(repeating: 0, count: d)
+                }
+            }
+            output.update(repeating: 0, count: paddedRows * d)
+            rowMax.update(repeating: -.infinity, count: paddedRows)
+            rowSum.update(repeating: 0, count: paddedRows)
+
+            var firstKey = 0
+            while firstKey < length {
+                let keys = min(keyBlock, length - firstKey)
+                let paddedBlock = (keys + 15) & ~15
+                Self.scores(queries: queries, keyPanels: keysT + (firstKey >> 4) * (d * 16), into: scores, scoresStride: keyBlock,
+                            rows: paddedRows, keys: paddedBlock, depth: d)
+                for r in 0..<paddedRows {
+                    let row = scores + r * keyBlock
+                    for j in keys..<paddedBlock { row[j] = -.infinity }
+                    Self.onlineSoftmaxStep(row: row, count: paddedBlock, maximum: &rowMax[r], sum: &rowSum[r], output: output + r * d, depth: d)
+                }
+                Self.accumulate(probabilities: scores, probabilitiesStride: keyBlock, values: packedValues + firstKey * d, valuesStride: d,
+                                into: output, rows: paddedRows, keys: keys, depth: d)
+                firstKey += keyBlock
+            }
+            for r in 0..<rows {
+                let inverse = 1 / rowSum[r]
+                let source = output + r * d
+                let target = context + (start + firstRow + r) * hidden + head * d
+                for k in 0..<d { target[k] = source[k] * inverse }
+            }
+            firstRow += queryBlock
+        }
+    }
+
+    private typealias Vector = SIMD8<Float>
+
+    /// `scores[r, j] = queries[r] · keys[j]` for `rows` (multiple of 4) × `keys` (multiple of 16),
+    /// keys given as consecutive panels of `depth × 16`.
+    @inline(__always)
+    private static func scores(queries: UnsafePointer<Float>, keyPanels: UnsafePointer<Float>,
+                               into scores: UnsafeMutablePointer<Float>, scoresStride: Int, rows: Int, keys: Int, depth: Int) {
+        var r = 0
+        while r < rows {
+            let q0 = queries + r * depth, q1 = q0 + depth, q2 = q1 + depth, q3 = q2 + depth
+            var j = 0
+            while j < keys {
+                var a0 = Vector.zero, b0 = Vector.zero, a1 = Vector.zero, b1 = Vector.zero
+                var a2 = Vector.zero, b2 = Vector.zero, a3 = Vector.zero, b3 = Vector.zero
+                var k = keyPanels + (j >> 4) * (depth * 16)
+                for dimension in 0..<depth {
+                    let kLow = VectorMath.load(k), kHigh = VectorMath.load(k + 8)
+                    let x0 = Vector(repeating: q0[dimension]), x1 = Vector(repeating: q1[dimension])
+                    let x2 = Vector(repeating: q2[dimension]), x3 = Vector(repeating: q3[dimension])
+                    a0 = a0.addingProduct(x0, kLow); b0 = b0.addingProduct(x0, kHigh)
+                    a1 = a1.addingProduct(x1, kLow); b1 = b1.addingProduct(x1, kHigh)
+                    a2 = a2.addingProduct(x2, kLow); b2 = b2.addingProduct(x2, kHigh)
+                    a3 = a3.addingProduct(x3, kLow); b3 = b3.addingProduct(x3, kHigh)
+                    k += 16
+                }
+                let s = scores + r * scoresStride + j
+                VectorMath.store(a0, s); VectorMath.store(b0, s + 8)
+                VectorMath.store(a1, s + scoresStride); VectorMath.store(b1, s + scoresStride + 8)
+                VectorMath.store(a2, s + 2 * scoresStride); VectorMath.store(b2, s + 2 * scoresStride + 8)
+                VectorMath.store(a3, s + 3 * scoresStride); VectorMath.store(b3, s + 3 * scoresStride + 8)
+                j += 16
+            }
+            r += 4
+        }
+    }
+
+    /// Folds one block of scores into a row's running softmax: the scores become
+    /// `exp(score − new maximum)`, and the row's output and sum are rescaled to the new maximum.
+    @inline(__always)
+    private static func onlineSoftmaxStep(row: UnsafeMutablePointer<Float>, count: Int, maximum: inout Float, sum: inout Float,
+                                          output: UnsafeMutablePointer<Float>, depth: Int) {
+        var maxVector = Vector(repeating: -.infinity)
+        var j = 0
+        while j < count { maxVector = VectorMath.maximum(maxVector, VectorMath.load(row + j)); j += 8 }
+        let newMaximum = max(maximum, VectorMath.horizontalMaximum(maxVector))
+        let broadcast = Vector(repeating: newMaximum)
+        var sums = Vector.zero
+        j = 0
+        while j < count {
+            let e = VectorMath.exp(VectorMath.load(row + j) - broadcast)
+            VectorMath.store(e, row + j)
+            sums += e
+            j += 8
+        }
+        var correction = Vector(repeating: -.infinity)
+        correction[0] = maximum - newMaximum
+        let factor = maximum == -.infinity ? 0 : VectorMath.exp(correction)[0]
+        if factor != 1 {
+            let f = Vector(repeating: factor)
+            var k = 0
+            while k < depth { VectorMath.store(VectorMath.load(output + k) * f, output + k); k += 8 }
+        }
+        sum = sum * factor + sums.sum()
+        maximum = newMaximum
+    }
+
+    /// `output[r] += Σ_j p[r, j] · values[j]` for `rows` (multiple of 4) and `keys` keys.
+    @inline(__always)
+    private static func accumulate(probabilities: UnsafePointer<Float>, probabilitiesStride: Int, values: UnsafePointer<Float>,
+                                   valuesStride: Int, into output: UnsafeMutablePointer<Float>, rows: Int, keys: Int, depth: Int) {
+        var r = 0
+        while r < rows {
+            let p0 = probabilities + r * probabilitiesStride, p1 = p0 + probabilitiesStride
+            let p2 = p1 + probabilitiesStride, p3 = p2 + probabilitiesStride
+            var column = 0
+            while column < depth {
+                let o = output + r * depth + column
+                var a0 = VectorMath.load(o), a1 = VectorMath.load(o + depth)
+                var a2 = VectorMath.load(o + 2 * depth), a3 = VectorMath.load(o + 3 * depth)
+                if column + 16 <= depth {
+                    var b0 = VectorMath.load(o + 8), b1 = VectorMath.load(o + depth + 8)
+                    var b2 = VectorMath.load(o + 2 * depth + 8), b3 = VectorMath.load(o + 3 * depth + 8)
+                    var v = values + column
+                    for j in 0..<keys {
+                        let vLow = VectorMath.load(v), vHigh = VectorMath.load(v + 8)
+                        let x0 = Vector(repeating: p0[j]), x1 = Vector(repeating: p1[j])
+                        let x2 = Vector(repeating: p2[j]), x3 = Vector(repeating: p3[j])
+                        a0 = a0.addingProduct(x0, vLow); b0 = b0.addingProduct(x0, vHigh)
+                        a1 = a1.addingProduct(x1, vLow); b1 = b1.addingProduct(x1, vHigh)
+                        a2 = a2.addingProduct(x2, vLow); b2 = b2.addingProduct(x2, vHigh)
+                        a3 = a3.addingProduct(x3, vLow); b3 = b3.addingProduct(x3, vHigh)
+                        v += valuesStride
+                    }
+                    VectorMath.store(b0, o + 8); VectorMath.store(b1, o + depth + 8)
+                    VectorMath.store(b2, o + 2 * depth + 8); VectorMath.store(b3, o + 3 * depth + 8)
+                } else {
+                    var v = values + column
+                    for j in 0..<keys {
+                        let vLow = VectorMath.load(v)
+                        a0 = a0.addingProduct(Vector(repeating: p0[j]), vLow)
+                        a1 = a1.addingProduct(Vector(repeating: p1[j]), vLow)
+                        a2 = a2.addingProduct(Vector(repeating: p2[j]), vLow)
+                        a3 = a3.addingProduct(Vector(repeating: p3[j]), vLow)
+                        v += valuesStride
+                    }
+                }
+                VectorMath.store(a0, o); VectorMath.store(a1, o + depth)
+                VectorMath.store(a2, o + 2 * depth); VectorMath.store(a3, o + 3 * depth)
+                column += column + 16 <= depth ? 16 : 8
+            }
+            r += 4
         }
     }
 }

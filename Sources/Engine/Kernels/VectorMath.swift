@@ -80,6 +80,14 @@ enum VectorMath {
         return result
     }
 
+    /// The largest lane (Swift's generic `max()` was not specialised here).
+    @inline(__always)
+    static func horizontalMaximum(_ v: Vector) -> Float {
+        let a = maximum(v, Vector(v[4], v[5], v[6], v[7], v[0], v[1], v[2], v[3]))
+        let b = maximum(a, Vector(a[2], a[3], a[0], a[1], a[6], a[7], a[4], a[5]))
+        return Swift.max(b[0], b[1])
+    }
+
     @inline(__always)
     static func maximum(_ a: Vector, _ b: Vector) -> Vector {
         var result = a
@@ -93,7 +101,7 @@ enum VectorMath {
         var maxVector = Vector(repeating: -.infinity)
         var i = 0
         while i < vectorEnd { maxVector = maximum(maxVector, load(row + i)); i += 8 }
-        var maximum = maxVector.max()
+        var maximum = horizontalMaximum(maxVector)
         while i < count { maximum = Swift.max(maximum, row[i]); i += 1 }
         let maxBroadcast = Vector(repeating: maximum)
         var sums = Vector.zero

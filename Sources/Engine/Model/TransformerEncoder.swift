@@ -21,7 +21,7 @@ final class TransformerEncoder: @unchecked Sendable {
     init(config: ModelConfig, weights: TransformerWeights, threads: Int) {
         self.config = config
         self.weights = weights
-        self.attention = BlockedAttention(heads: config.heads, headSize: config.headSize, blockRows: 64, threads: threads)
+        self.attention = BlockedAttention(heads: config.heads, headSize: config.headSize, threads: threads)
     }
 
     /// The exact workspace a batch of these sequence lengths needs.
