@@ -96,7 +96,11 @@ struct BenchCommand: ParsableCommand {
             return
         }
         print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(precision)")
-        if let ceiling { print(String(format: "fp32 matmul ceiling (512x1024x4096, %@): %.1f GFLOP/s", implementation, ceiling)) }
+        if let ceiling {
+            print(String(format: "fp32 matmul ceiling (512x1024x4096, %@): %.1f GFLOP/s", implementation, ceiling))
+            let seconds = AttentionTiming.measure(length: 512, threads: threads)
+            print(String(format: "attention kernel (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
+        }
         if let t = tokenizerResult {
             print(String(format: "tokenizer: load %.3f s, %.2f MB/s, %.0f tokens/s (one thread, median of %d)", t.loadSeconds, t.megabytesPerSecond, t.tokensPerSecond, runs))
         }
