@@ -6,9 +6,9 @@ source scripts/setup.sh
 swift build -c release --product bgem3
 if ! .build/release/bgem3 help serve >/dev/null 2>&1; then
   cat >&2 <<'MSG'
-serve: this build of bgem3 has no `serve` command yet. The engine (issue 3) and the HTTP
-server (issue 4) are the next steps. What works today: `bgem3 tokenize` and `bgem3 bench`
-(see README.md).
+serve: this build of bgem3 has no `serve` command yet: the HTTP server is the next step.
+What works today: `bgem3 embed` (bulk embedding through the native engine), `bgem3 tokenize`,
+`bgem3 bench` and `bgem3 synth` (see README.md).
 MSG
   exit 1
 fi
