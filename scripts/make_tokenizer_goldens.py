@@ -81,6 +81,21 @@ def random_codepoints(seed, n):
     return "".join(out)
 
 
+def variant_goldens(path, component, variants, texts):
+    """The tokenizer at `path` with `component` replaced by each variant, and its encodings of `texts`."""
+    base = json.load(open(path, encoding="utf-8"))
+    out = []
+    for label, replacement in variants.items():
+        base[component] = replacement
+        tok = Tokenizer.from_str(json.dumps(base))
+        rows = []
+        for text in texts:
+            enc = tok.encode(text)
+            rows.append({"name": label, "text": text, "max_length": None, "ids": enc.ids, "offsets": [list(o) for o in enc.offsets]})
+        out.append({"name": label, component: replacement, "cases": rows})
+    return out
+
+
 def main():
     xlmr, tiny, out = sys.argv[1:4]
     cases = dict(CASES)
@@ -109,18 +124,8 @@ def main():
         "split false": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": False},
     }
     texts = ["Hello world", " leading space", "a<s>b c", "<s>x", "two  spaces", "hello <mask> there", "", "\u3000x"]
-    base = json.load(open(tiny, encoding="utf-8"))
-    doc["metaspace_variants"] = []
-    for label, pre in variants.items():
-        base["pre_tokenizer"] = pre
-        tok = Tokenizer.from_str(json.dumps(base))
-        rows = []
-        for text in texts:
-            enc = tok.encode(text)
-            rows.append({"name": label, "text": text, "max_length": None, "ids": enc.ids, "offsets": [list(o) for o in enc.offsets]})
-        doc["metaspace_variants"].append({"name": label, "pre_tokenizer": pre, "cases": rows})
-    # The same tiny tokenizer with the other normalisers bgem3 implements. NFKC offsets are only
-    # compared where no grapheme cluster changes length (see NFKCNormalizer.swift).
+    doc["metaspace_variants"] = variant_goldens(tiny, "pre_tokenizer", variants, texts)
+    # The same tiny tokenizer with the other normalisers bgem3 implements.
     base = json.load(open(tiny, encoding="utf-8"))
     precompiled = base["normalizer"]["normalizers"][0]
     normalizer_variants = {
@@ -132,15 +137,7 @@ def main():
         "Replace regex plus": {"type": "Replace", "pattern": {"Regex": "a+"}, "content": "b"},
     }
     texts = ["  abc ab  ", "ﬁnance ①②", "Ｈｅｌｌｏ ｗｏｒｌｄ", "caaat  aa", "", "   ", "e\u0301t\u00e9", "x <mask> y"]
-    doc["normalizer_variants"] = []
-    for label, normalizer in normalizer_variants.items():
-        base["normalizer"] = normalizer
-        tok = Tokenizer.from_str(json.dumps(base))
-        rows = []
-        for text in texts:
-            enc = tok.encode(text)
-            rows.append({"name": label, "text": text, "max_length": None, "ids": enc.ids, "offsets": [list(o) for o in enc.offsets]})
-        doc["normalizer_variants"].append({"name": label, "normalizer": normalizer, "cases": rows})
+    doc["normalizer_variants"] = variant_goldens(tiny, "normalizer", normalizer_variants, texts)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False, indent=0)
         f.write("\n")

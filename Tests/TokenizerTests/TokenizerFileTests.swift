@@ -29,73 +29,69 @@ import Tokenizer
         return loadError([UInt8](data))
     }
 
-    /// The tiny tokenizer with another Metaspace configuration, and what the reference gives with it.
+    /// The tiny tokenizer with one component replaced (`component` is a tokenizer.json key such as
+    /// `pre_tokenizer`), and what the reference gives with it.
     struct Variant: Decodable, CustomTestStringConvertible, Sendable {
         let name: String
         let cases: [GoldenCase]
+        /// Which list of the golden file this variant came from, and which component it replaces.
+        var list = ""
+        var component = ""
         var testDescription: String { name }
 
-        /// The variant's `pre_tokenizer` object (plain strings and booleans only).
-        var preTokenizer: [String: Any] {
+        private enum CodingKeys: String, CodingKey { case name, cases }
+
+        /// The replacement component, read with `JSONSerialization` (plain strings and booleans).
+        var replacement: [String: Any] {
             let doc = try? Fixtures.json("golden/tokenizer-adversarial.json")
-            let variants = doc?["metaspace_variants"] as? [[String: Any]] ?? []
-            return variants.first { $0["name"] as? String == name }?["pre_tokenizer"] as? [String: Any] ?? [:]
+            let variants = doc?[list] as? [[String: Any]] ?? []
+            return variants.first { $0["name"] as? String == name }?[component] as? [String: Any] ?? [:]
+        }
+
+        static func load(list: String, component: String) -> [Variant] {
+            guard let data = try? Data(contentsOf: Fixtures.project("golden/tokenizer-adversarial.json")),
+                  let document = try? JSONDecoder().decode([String: AnyVariants].self, from: data),
+                  let variants = document[list]?.variants else { return [] }
+            return variants.map { variant in
+                var copy = variant
+                copy.list = list
+                copy.component = component
+                return copy
+            }
         }
     }
 
-    static let variants: [Variant] = {
-        struct Document: Decodable { let metaspace_variants: [Variant] }
-        guard let data = try? Data(contentsOf: Fixtures.project("golden/tokenizer-adversarial.json")),
-              let document = try? JSONDecoder().decode(Document.self, from: data) else { return [] }
-        return document.metaspace_variants
-    }()
+    /// Decodes a list of variants, and anything else as nothing.
+    struct AnyVariants: Decodable {
+        let variants: [Variant]?
+        init(from decoder: any Decoder) throws {
+            variants = try? decoder.singleValueContainer().decode([Variant].self)
+        }
+    }
+
+    static let metaspaceVariants = Variant.load(list: "metaspace_variants", component: "pre_tokenizer")
+    static let normalizerVariants = Variant.load(list: "normalizer_variants", component: "normalizer")
 
     @Test func variantsAreThere() {
-        #expect(Self.variants.count == 4)
-    }
-
-    @Test("Metaspace spellings and prepend schemes", arguments: variants)
-    func metaspaceVariant(_ variant: Variant) throws {
-        #expect(!variant.cases.isEmpty)
-        let preTokenizer = variant.preTokenizer
-        #expect(!preTokenizer.isEmpty)
-        let tokenizer = try Self.load { $0["pre_tokenizer"] = preTokenizer }
-        for golden in variant.cases {
-            let encoding = tokenizer.encode(golden.text)
-            #expect(encoding.ids == golden.ids, "\(golden.text.debugDescription)")
-            #expect(encoding.offsetPairs == golden.offsets, "\(golden.text.debugDescription)")
-        }
-    }
-
-    /// The tiny tokenizer with another normaliser, and what the reference gives with it.
-    struct NormalizerVariant: Decodable, CustomTestStringConvertible, Sendable {
-        let name: String
-        let cases: [GoldenCase]
-        var testDescription: String { name }
-
-        var normalizer: [String: Any] {
-            let doc = try? Fixtures.json("golden/tokenizer-adversarial.json")
-            let variants = doc?["normalizer_variants"] as? [[String: Any]] ?? []
-            return variants.first { $0["name"] as? String == name }?["normalizer"] as? [String: Any] ?? [:]
-        }
-    }
-
-    static let normalizerVariants: [NormalizerVariant] = {
-        struct Document: Decodable { let normalizer_variants: [NormalizerVariant] }
-        guard let data = try? Data(contentsOf: Fixtures.project("golden/tokenizer-adversarial.json")),
-              let document = try? JSONDecoder().decode(Document.self, from: data) else { return [] }
-        return document.normalizer_variants
-    }()
-
-    @Test func normalizerVariantsAreThere() {
+        #expect(Self.metaspaceVariants.count == 4)
         #expect(Self.normalizerVariants.count == 4)
     }
 
+    @Test("Metaspace spellings and prepend schemes", arguments: metaspaceVariants)
+    func metaspaceVariant(_ variant: Variant) throws {
+        try check(variant)
+    }
+
     @Test("NFKC, Strip, Prepend and Replace normalisers", arguments: normalizerVariants)
-    func normalizerVariant(_ variant: NormalizerVariant) throws {
+    func normalizerVariant(_ variant: Variant) throws {
+        try check(variant)
+    }
+
+    private func check(_ variant: Variant) throws {
         #expect(!variant.cases.isEmpty)
-        let normalizer = variant.normalizer
-        let tokenizer = try Self.load { $0["normalizer"] = normalizer }
+        let replacement = variant.replacement
+        #expect(!replacement.isEmpty)
+        let tokenizer = try Self.load { $0[variant.component] = replacement }
         for golden in variant.cases {
             let encoding = tokenizer.encode(golden.text)
             #expect(encoding.ids == golden.ids, "\(golden.text.debugDescription)")
