@@ -22,8 +22,9 @@ public enum SyntheticModel {
 
     /// Writes the model directory: `config.json`, `model.safetensors`, `sparse_linear.pt`,
     /// `colbert_linear.pt`, the tokenizer files (copied from `tokenizer`), and the token maps.
+    /// - Parameter progress: bytes of weights written so far and in all.
     public static func write(preset: Preset, to directory: URL, tokenizer: URL, seed: UInt64 = 42,
-                             progress: (String) -> Void = { _ in }) throws {
+                             progress: (Int, Int) -> Void = { _, _ in }) throws {
         let config = preset.config
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var random = NormalGenerator(seed: seed)
@@ -64,10 +65,8 @@ public enum SyntheticModel {
             .init(name: "pooler.dense.weight", shape: [h, h], fill: normal),
             .init(name: "pooler.dense.bias", shape: [h], fill: constant(0)),
         ]
-        progress("writing model.safetensors (\(entries.count) tensors)")
-        try SafetensorsWriter.write(entries, to: directory.appendingPathComponent("model.safetensors"))
+        try SafetensorsWriter.write(entries, to: directory.appendingPathComponent("model.safetensors"), progress: progress)
 
-        progress("writing the heads")
         func values(_ count: Int) -> [Float] { (0..<count).map { _ in random.next() * 0.02 } }
         try PyTorchWriter.write([("weight", [1, h], values(h)), ("bias", [1], [0])],
                                 to: directory.appendingPathComponent("sparse_linear.pt"))

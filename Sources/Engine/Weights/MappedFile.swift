@@ -41,6 +41,17 @@ public final class MappedFile: @unchecked Sendable {
         _ = madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, MADV_RANDOM)
     }
 
+    /// Drops the pages under `range` (widened to whole pages) from the resident set, as
+    /// ``releaseResidentPages()`` does for the whole file.
+    public func releasePages(of range: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, let start = range.baseAddress, range.count > 0,
+              start >= base, start + range.count <= base + bytes.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (start - base) / page * page
+        let end = min(bytes.count, ((start - base) + range.count + page - 1) / page * page)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + first), end - first, MADV_DONTNEED)
+    }
+
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }

@@ -15,8 +15,9 @@ public struct SafetensorsWriter {
         }
     }
 
-    /// Writes `entries` to `url` (replacing it), in the order given.
-    public static func write(_ entries: [Entry], to url: URL) throws {
+    /// Writes `entries` to `url` (replacing it), in the order given; `progress` gets the bytes
+    /// written so far and the total after each tensor.
+    public static func write(_ entries: [Entry], to url: URL, progress: (Int, Int) -> Void = { _, _ in }) throws {
         var header: [String: Any] = ["__metadata__": ["format": "pt"]]
         var offset = 0
         for entry in entries {
@@ -35,11 +36,14 @@ public struct SafetensorsWriter {
         var length = UInt64(headerData.count).littleEndian
         try handle.write(contentsOf: Data(bytes: &length, count: 8))
         try handle.write(contentsOf: headerData)
+        var written = 0
         for entry in entries {
             let count = entry.shape.reduce(1, *)
             var values = [Float](repeating: 0, count: count)
             values.withUnsafeMutableBufferPointer { entry.fill($0) }
             try values.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+            written += count * 4
+            progress(written, offset)
         }
     }
 }

@@ -38,9 +38,12 @@ struct SynthCommand: ParsableCommand {
             throw CommandFailure("\(tokenizer) has \(loaded.vocabularySize) ids but preset \(preset.rawValue) has a vocabulary of \(preset.config.vocabularySize)")
         }
         let directory = URL(fileURLWithPath: out)
-        try SyntheticModel.write(preset: preset, to: directory, tokenizer: tokenizerURL, seed: seed) { message in
-            FileHandle.standardError.write(Data("synth: \(message)\n".utf8))
+        var bar: ProgressBar?
+        try SyntheticModel.write(preset: preset, to: directory, tokenizer: tokenizerURL, seed: seed) { written, total in
+            if bar == nil { bar = ProgressBar(total: total / 1_000_000, unit: "MB") }
+            bar?.update(written / 1_000_000)
         }
+        bar?.finish()
         FileHandle.standardError.write(Data("synth: wrote \(preset.rawValue) model to \(directory.path)\n".utf8))
     }
 }
