@@ -18,6 +18,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         .target(
@@ -31,12 +34,25 @@ let package = Package(
             name: "Engine",
             dependencies: ["Tokenizer", "COneDNN"],
             swiftSettings: nativeCode),
+        .target(
+            name: "Server",
+            dependencies: [
+                "Tokenizer",
+                "Engine",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: nativeCode),
         .executableTarget(
             name: "bgem3",
             dependencies: [
                 "Tokenizer",
                 "Engine",
+                "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.embedInCode("Resources/multilingual-lines.txt")],
             swiftSettings: nativeCode),

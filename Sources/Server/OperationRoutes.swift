@@ -1,0 +1,88 @@
+import Engine
+import Tokenizer
+import Foundation
+import Hummingbird
+
+/// Health, readiness, liveness, models and info.
+struct OperationRoutes: Sendable {
+    let services: ServerServices
+    let version: String
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/live") { _, _ in services.json("{\"status\":\"ok\"}") }
+        router.get("/ready") { _, _ in
+            let phase = await services.state.phase
+            return phase == .ready
+                ? services.json("{\"status\":\"ready\"}")
+                : services.json("{\"status\":\(JSONOutput.string(Self.name(phase)))}", status: .serviceUnavailable)
+        }
+        router.get("/health") { _, _ in
+            let phase = await services.state.phase
+            let live = phase == .ready ? 1 : 0
+            let body = "{\"status\":\(JSONOutput.string(phase == .ready ? "ok" : Self.name(phase))),\"workers\":{\"live\":\(live),\"total\":1}}"
+            return services.json(body, status: phase == .ready ? .ok : .serviceUnavailable)
+        }
+        router.get("/v1/models") { _, _ in
+            let created = Int(services.startedAt.timeIntervalSince1970)
+            return services.json("{\"object\":\"list\",\"data\":[{\"id\":\(JSONOutput.string(services.limits.modelName)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"bgem3\"}]}")
+        }
+        router.get("/info") { _, _ in
+            guard let model = await services.state.model else {
+                return services.json("{\"status\":\"loading\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"version\":\(JSONOutput.string(version))}",
+                                     status: .serviceUnavailable)
+            }
+            let fields = [
+                "\"model\":\(JSONOutput.string(services.limits.modelName))",
+                "\"model_path\":\(JSONOutput.string(model.directory.path))",
+                "\"dimensions\":\(model.dimension)",
+                "\"max_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
+                "\"engine\":\"bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation))\"",
+                "\"precision\":\"fp32\"",
+                "\"threads\":\(model.threads)",
+                "\"version\":\(JSONOutput.string(version))",
+                "\"max_batch\":\(services.limits.maxBatch)",
+            ]
+            return services.json("{" + fields.joined(separator: ",") + "}")
+        }
+    }
+
+    private static func name(_ phase: ModelState.Phase) -> String {
+        switch phase {
+        case .loading: return "loading"
+        case .ready: return "ok"
+        case .failed: return "fail"
+        }
+    }
+}
+
+/// `POST /tokenize`: `[[{id, text, start, stop, special}]]`, offsets in Unicode scalars.
+struct TokenizeRoute: Sendable {
+    let services: ServerServices
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/tokenize") { request, _ in
+            var request = request
+            let body = try await request.decodeJSON(TokenizeRequest.self, maxBytes: services.limits.maxBodyBytes)
+            let model = try await services.model(before: services.deadline)
+            guard case .texts(let texts) = body.input else {
+                throw APIError.invalidRequest("input must be a string or an array of strings", param: "input", code: "invalid_type")
+            }
+            guard !texts.isEmpty else { throw APIError.invalidRequest("input must not be empty", param: "input", code: "empty_input") }
+            guard texts.count <= services.limits.maxBatch else {
+                throw APIError.invalidRequest("input has \(texts.count) items; the limit is \(services.limits.maxBatch)", param: "input", code: "too_many_inputs")
+            }
+            var lists: [String] = []
+            for (index, text) in texts.enumerated() {
+                guard text.unicodeScalars.count <= services.limits.maxTextCharacters else {
+                    throw APIError.invalidRequest("input[\(index)] has more than \(services.limits.maxTextCharacters) characters", param: "input[\(index)]", code: "text_too_long")
+                }
+                let encoding = model.tokenizer.encode(text, options: EncodeOptions(addSpecialTokens: body.add_special_tokens ?? true, includeTokenTexts: true))
+                let tokens = encoding.ids.indices.map { i in
+                    "{\"id\":\(encoding.ids[i]),\"text\":\(JSONOutput.string(encoding.tokens[i])),\"start\":\(encoding.offsets[i].start),\"stop\":\(encoding.offsets[i].end),\"special\":\(encoding.specialTokensMask[i])}"
+                }
+                lists.append("[" + tokens.joined(separator: ",") + "]")
+            }
+            return services.json("[" + lists.joined(separator: ",") + "]")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Engine
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Tokenizer
+
+/// The result of running one request's inputs through the engine.
+struct InferenceRun {
+    let model: BGEM3Model
+    let inputs: PreparedInputs
+    let embeddings: [SequenceEmbedding]
+    let queueMilliseconds: Double
+    let inferenceMilliseconds: Double
+}
+
+/// What the routes share: limits, the model state and the inference backend.
+public struct ServerServices: Sendable {
+    public let limits: ServerLimits
+    public let state: ModelState
+    public let backend: any InferenceBackend
+    public let startedAt = Date()
+
+    public init(limits: ServerLimits, state: ModelState, backend: any InferenceBackend) {
+        self.limits = limits
+        self.state = state
+        self.backend = backend
+    }
+
+    var deadline: ContinuousClock.Instant { .now + .milliseconds(Int64(limits.requestTimeoutSeconds * 1000)) }
+
+    /// The model, waiting for it (within the request's deadline) if it is still loading.
+    func model(before deadline: ContinuousClock.Instant) async throws -> BGEM3Model {
+        try await state.model(before: deadline)
+    }
+
+    /// Tokenises, encodes and times one request.
+    func run(_ input: EmbeddingInput, outputs: EmbeddingOutputs, maxLength: Int? = nil, truncate: Bool = true,
+             withTexts: Bool = false) async throws -> InferenceRun {
+        let deadline = self.deadline
+        let model = try await self.model(before: deadline)
+        let limit = min(limits.maxSequenceLength, model.maximumSequenceLength)
+        if let maxLength, !(2...limit).contains(maxLength) {
+            throw APIError.invalidRequest("max_length must be between 2 and \(limit)", param: "max_length", code: "invalid_value")
+        }
+        let inputs = try PreparedInputs.prepare(input, tokenizer: model.tokenizer, limits: limits, maxLength: maxLength ?? limit,
+                                                truncate: truncate, withTexts: withTexts)
+        let queued = ContinuousClock.now
+        let embeddings: [SequenceEmbedding]
+        do {
+            embeddings = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline)
+        } catch let error as EngineError {
+            throw APIError.invalidRequest(error.description, code: "inference_failed")
+        }
+        let finished = ContinuousClock.now
+        let total = (finished - queued).milliseconds
+        return InferenceRun(model: model, inputs: inputs, embeddings: embeddings, queueMilliseconds: 0, inferenceMilliseconds: total)
+    }
+
+    /// A JSON response with the inference headers of SPEC §3.
+    func json(_ body: String, run: InferenceRun? = nil, status: HTTPResponse.Status = .ok) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let run {
+            headers[HTTPField.Name("x-compute-tokens")!] = String(run.inputs.tokenCount)
+            headers[HTTPField.Name("x-queue-time-ms")!] = String(format: "%.1f", run.queueMilliseconds)
+            headers[HTTPField.Name("x-inference-time-ms")!] = String(format: "%.1f", run.inferenceMilliseconds)
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+}

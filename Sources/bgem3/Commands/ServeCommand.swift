@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Server
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve embeddings over HTTP (SPEC §3): OpenAI-compatible /v1/embeddings, /v1/m3/embeddings and more.",
+        discussion: """
+            Every option can also be set with its BGE_M3_* variable (the flag wins), e.g. BGE_M3_BIND, \
+            BGE_M3_MODEL, BGE_M3_MAX_BATCH. The server listens at once and loads the model in the \
+            background: /ready answers 503 until it is loaded, and requests that arrive meanwhile wait \
+            for it within their deadline. SIGTERM or SIGINT stops accepting connections, lets requests \
+            in flight finish, and exits 0. This build serves a model directory; downloading from the \
+            Hugging Face hub is not built yet.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Model directory (BGE_M3_MODEL).", valueName: "dir")) var model: String?
+    @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
+    @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
+    @Option(name: .long, help: "Texts per request, 1...100000 (BGE_M3_MAX_BATCH, default 256).") var maxBatch: Int?
+    @Option(name: .long, help: "Tokens per text, 2...8192 (BGE_M3_MAX_SEQ_LENGTH, default 8192).") var maxSeqLength: Int?
+    @Option(name: .long, help: "Characters per text, checked before tokenising (BGE_M3_MAX_TEXT_CHARS, default 200000).") var maxTextChars: Int?
+    @Option(name: .long, help: "Bytes per request body (BGE_M3_MAX_BODY_BYTES, default 16777216).") var maxBodyBytes: Int?
+    @Option(name: .long, help: "Requests waiting for the engine before 429 (BGE_M3_QUEUE_CAPACITY, default 256).") var queueCapacity: Int?
+    @Option(name: .long, help: "Seconds before a request gets 504 (BGE_M3_REQUEST_TIMEOUT_SECS, default 60).") var requestTimeoutSecs: Double?
+    @Option(name: .long, help: "Require 'Authorization: Bearer KEY' (BGE_M3_API_KEY).") var apiKey: String?
+    @Option(name: .long, help: "text or json (BGE_M3_LOG_FORMAT, default text).") var logFormat: String?
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (BGE_M3_LOG_LEVEL, default info).") var logLevel: String?
+
+    func run() async throws {
+        let settings = Settings(environment: ProcessInfo.processInfo.environment)
+        let format = try settings.choice(logFormat, "LOG_FORMAT", default: "text", allowed: ["text", "json"])
+        let levelName = try settings.choice(logLevel, "LOG_LEVEL", default: "info", allowed: Logger.Level.allCases.map(\.rawValue))
+        let level = Logger.Level(rawValue: levelName)!
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "bgem3")
+
+        guard let modelPath = model ?? settings.string("MODEL") else {
+            throw ValidationError("give --model DIR (or BGE_M3_MODEL): a BGE-M3 model directory")
+        }
+        let (host, port) = try settings.address(bind, default: "0.0.0.0:8081")
+        var limits = ServerLimits()
+        limits.maxBatch = try settings.integer(maxBatch, "MAX_BATCH", default: limits.maxBatch, range: 1...100_000)
+        limits.maxSequenceLength = try settings.integer(maxSeqLength, "MAX_SEQ_LENGTH", default: limits.maxSequenceLength, range: 2...8192)
+        limits.maxTextCharacters = try settings.integer(maxTextChars, "MAX_TEXT_CHARS", default: limits.maxTextCharacters, range: 1...100_000_000)
+        limits.maxBodyBytes = try settings.integer(maxBodyBytes, "MAX_BODY_BYTES", default: limits.maxBodyBytes, range: 1024...(1 << 34))
+        limits.queueCapacity = try settings.integer(queueCapacity, "QUEUE_CAPACITY", default: limits.queueCapacity, range: 1...1_000_000)
+        limits.requestTimeoutSeconds = try settings.double(requestTimeoutSecs, "REQUEST_TIMEOUT_SECS", default: limits.requestTimeoutSeconds, range: 0.001...86_400)
+        limits.apiKey = apiKey ?? settings.string("API_KEY")
+        limits.modelName = settings.string("MODEL_NAME") ?? URL(fileURLWithPath: modelPath).lastPathComponent
+        let threadCount: Int? = threads != nil || settings.string("THREADS") != nil
+            ? try settings.integer(threads, "THREADS", default: 1, range: 1...1024) : nil
+
+        var directory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: modelPath, isDirectory: &directory), directory.boolValue else {
+            throw ValidationError("--model \(modelPath) is not a directory (hub downloads are not built yet; give a local BGE-M3 model directory)")
+        }
+        try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
+                                  limits: limits, version: BGEM3Version.string, logger: logger).run()
+    }
+}
+
+/// Settings from a flag or a `BGE_M3_*` variable, validated with errors naming both.
+struct Settings {
+    let environment: [String: String]
+
+    func string(_ name: String) -> String? {
+        environment["BGE_M3_" + name].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func integer(_ flag: Int?, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        let source = flag.map { ($0, "--" + name.lowercased().replacingOccurrences(of: "_", with: "-")) }
+            ?? string(name).map { (Int($0) ?? Int.min, "BGE_M3_\(name)=\($0)") }
+        guard let (number, origin) = source else { return value }
+        guard range.contains(number) else {
+            throw ValidationError("\(origin) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    func double(_ flag: Double?, _ name: String, default value: Double, range: ClosedRange<Double>) throws -> Double {
+        let source = flag.map { ($0, "--" + name.lowercased().replacingOccurrences(of: "_", with: "-")) }
+            ?? string(name).map { (Double($0) ?? .nan, "BGE_M3_\(name)=\($0)") }
+        guard let (number, origin) = source else { return value }
+        guard range.contains(number) else { throw ValidationError("\(origin) must be a number in \(range.lowerBound)...\(range.upperBound)") }
+        return number
+    }
+
+    func choice(_ flag: String?, _ name: String, default value: String, allowed: [String]) throws -> String {
+        guard let given = flag ?? string(name) else { return value }
+        guard allowed.contains(given) else {
+            throw ValidationError("\(flag != nil ? "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") : "BGE_M3_" + name) must be one of \(allowed.joined(separator: ", ")), not \(given)")
+        }
+        return given
+    }
+
+    func address(_ flag: String?, default value: String) throws -> (String, Int) {
+        let text = flag ?? string("BIND") ?? value
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(flag != nil ? "--bind" : "BGE_M3_BIND") must be HOST:PORT with a port in 0...65535, not \(text)")
+        }
+        return (String(text[..<colon]), port)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// A real `bgem3 serve` process on a loopback port chosen by the system, for end-to-end tests.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    private let errors = Pipe()
+    private let log = LockedData()
+
+    /// Starts the server with the tiny model and waits until it reports its address.
+    init(arguments extra: [String] = [], environment: [String: String] = [:]) throws {
+        process.executableURL = try BGEM3Process.binary()
+        process.arguments = ["serve", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--bind", "127.0.0.1:0", "--threads", "2"] + extra
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // The server logs "listening address=[IPv4]127.0.0.1/127.0.0.1:PORT".
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        var found: Int?
+        while found == nil && Date() < deadline && process.isRunning {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { Thread.sleep(forTimeInterval: 0.02); continue }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening") }),
+               let colon = line.lastIndex(of: ":") {
+                found = Int(line[line.index(after: colon)...].prefix { $0.isNumber })
+            }
+        }
+        guard let found else {
+            process.terminate()
+            Issue.record("the server did not start: \(text)")
+            throw CancellationError()
+        }
+        port = found
+        let handle = errors.fileHandleForReading
+        let log = self.log
+        log.set(Data(text.utf8))
+        handle.readabilityHandler = { h in
+            let data = h.availableData
+            if !data.isEmpty { log.append(data) }
+        }
+    }
+
+    var output: String { String(decoding: log.value, as: UTF8.self) }
+
+    func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)\(path)")! }
+
+    /// Sends a request and returns the status, headers and body.
+    func request(_ path: String, method: String = "GET", body: Data? = nil, contentType: String? = "application/json",
+                 headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: Data) {
+        var request = URLRequest(url: url(path))
+        request.httpMethod = method
+        request.httpBody = body
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        for (key, value) in headers { request.setValue(value, forHTTPHeaderField: key) }
+        request.timeoutInterval = 60
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var fields: [String: String] = [:]
+        for (key, value) in http.allHeaderFields { fields[String(describing: key).lowercased()] = String(describing: value) }
+        return (http.statusCode, fields, data)
+    }
+
+    func post(_ path: String, json: String, headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: Data) {
+        try await request(path, method: "POST", body: Data(json.utf8), headers: headers)
+    }
+
+    /// Waits for `/ready`.
+    func waitUntilReady() async throws {
+        for _ in 0..<300 {
+            if let (status, _, _) = try? await request("/ready"), status == 200 { return }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        Issue.record("the server never became ready: \(output)")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    func stop() -> Int32 {
+        if process.isRunning { process.interrupt(); kill(process.processIdentifier, SIGTERM) }
+        process.waitUntilExit()
+        errors.fileHandleForReading.readabilityHandler = nil
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+    }
+}
+
+extension LockedData {
+    func append(_ more: Data) { set(value + more) }
+}

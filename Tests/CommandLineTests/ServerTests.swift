@@ -1,0 +1,178 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// `bgem3 serve` end to end: real process, real HTTP on loopback, golden values.
+@Suite(.serialized) struct ServerTests {
+    struct Golden: Decodable {
+        struct Case: Decodable { let text: String; let max_length: Int; let dense: [Float]; let sparse: [String: Float]; let colbert: [[Float]] }
+        let cases: [Case]
+    }
+
+    static let golden: Golden? = {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: BGEM3Process.fixture("golden/tiny-model-public.json"))) else { return nil }
+        return try? JSONDecoder().decode(Golden.self, from: data)
+    }()
+
+    func json(_ data: Data) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    func quoted(_ text: String) -> String {
+        String(decoding: try! JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed]), as: UTF8.self).dropFirst().dropLast().description
+    }
+
+    @Test func embeddingsMatchTheReference() async throws {
+        let server = try ServerProcess()
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let cases = try #require(Self.golden).cases.filter { $0.max_length == 1024 }.prefix(8)
+        let inputs = "[" + cases.map { quoted($0.text) }.joined(separator: ",") + "]"
+
+        // OpenAI route, float and base64.
+        let plain = try await server.post("/v1/embeddings", json: "{\"input\": \(inputs), \"model\": \"bge-m3\"}")
+        #expect(plain.status == 200)
+        #expect(plain.headers["x-request-id"] != nil)
+        #expect(plain.headers["x-compute-tokens"] != nil && plain.headers["x-inference-time-ms"] != nil)
+        let object = try json(plain.body)
+        #expect(object["object"] as? String == "list")
+        let data = try #require(object["data"] as? [[String: Any]])
+        #expect(data.count == cases.count)
+        for (item, reference) in zip(data, cases) {
+            let vector = try #require(item["embedding"] as? [Double]).map(Float.init)
+            #expect(zip(vector, reference.dense).allSatisfy { abs($0 - $1) <= 1e-4 })
+        }
+        let base64 = try await server.post("/v1/embeddings", json: "{\"input\": \(inputs), \"encoding_format\": \"base64\"}")
+        let encoded = try #require((try json(base64.body)["data"] as? [[String: Any]])?.first?["embedding"] as? String)
+        let bytes = try #require(Data(base64Encoded: encoded))
+        let floats = bytes.withUnsafeBytes { raw in (0..<(bytes.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } }
+        #expect(zip(floats, cases.first!.dense).allSatisfy { abs($0 - $1) <= 1e-4 })
+        let usage = try #require(object["usage"] as? [String: Any])
+        #expect((usage["prompt_tokens"] as? Int ?? 0) > 0)
+
+        // All three outputs in one pass.
+        let m3 = try await server.post("/v1/m3/embeddings", json: "{\"input\": \(inputs), \"sparse\": true, \"colbert\": true}")
+        #expect(m3.status == 200)
+        let items = try #require(try json(m3.body)["data"] as? [[String: Any]])
+        for (item, reference) in zip(items, cases) {
+            let colbert = try #require(item["colbert"] as? [String: Any])
+            let rows = try #require(colbert["data"] as? [[Double]]).flatMap { $0 }.map(Float.init)
+            #expect(zip(rows, reference.colbert.flatMap { $0 }).allSatisfy { abs($0 - $1) <= 1e-4 })
+            let sparse = try #require(item["sparse"] as? [String: Any])
+            let ids = try #require(sparse["indices"] as? [Int])
+            let values = try #require(sparse["values"] as? [Double])
+            #expect(ids == ids.sorted())
+            for (id, value) in zip(ids, values) { #expect(abs(Float(value) - (reference.sparse[String(id)] ?? 0)) <= 1e-4) }
+        }
+    }
+
+    @Test func badRequestsGetTheDocumentedErrorsAndTheServerKeepsServing() async throws {
+        let server = try ServerProcess(arguments: ["--max-batch", "4", "--max-body-bytes", "4096", "--max-text-chars", "100"])
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let cases: [(String, String?, Int, String)] = [
+            ("{\"input\": ", "application/json", 400, "invalid_json"),
+            ("{\"input\": 5}", "application/json", 400, "invalid_type"),
+            ("{\"input\": []}", "application/json", 400, "empty_input"),
+            ("{\"nothing\": 1}", "application/json", 400, "missing_field"),
+            ("{\"input\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", "application/json", 400, "too_many_inputs"),
+            ("{\"input\": \"\(String(repeating: "x", count: 101))\"}", "application/json", 400, "text_too_long"),
+            ("{\"input\": \"\(String(repeating: "x", count: 5000))\"}", "application/json", 413, "body_too_large"),
+            ("input=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+            ("{\"input\": \"a\", \"encoding_format\": \"hex\"}", "application/json", 400, "invalid_value"),
+            ("{\"input\": \"a\", \"dimensions\": 0}", "application/json", 400, "invalid_value"),
+        ]
+        for (body, type, status, code) in cases {
+            let response = try await server.request("/v1/embeddings", method: "POST", body: Data(body.utf8), contentType: type)
+            #expect(response.status == status, "\(body.prefix(40))")
+            let error = try #require(try json(response.body)["error"] as? [String: Any], "\(body.prefix(40))")
+            #expect(error["code"] as? String == code, "\(body.prefix(40))")
+            #expect(error["message"] is String && error["type"] is String)
+        }
+        // Invalid UTF-8 in the body.
+        let invalid = try await server.request("/v1/embeddings", method: "POST", body: Data([0x7B, 0x22, 0x69, 0x6E, 0x70, 0x75, 0x74, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D]))
+        #expect(invalid.status == 400)
+        let tooLong = try await server.post("/v1/m3/embeddings", json: "{\"input\": \"a b c d e f g h\", \"max_length\": 4, \"truncate\": false}")
+        #expect(tooLong.status == 400)
+        #expect(String(decoding: tooLong.body, as: UTF8.self).contains("input[0]"))
+
+        // A few hundred random malformed bodies, then a valid request still succeeds.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let length = Int.random(in: 0..<200, using: &generator)
+            let junk = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let response = try await server.request(["/v1/embeddings", "/v1/m3/embeddings", "/tokenize"].randomElement()!, method: "POST", body: junk)
+            #expect((400..<500).contains(response.status))
+        }
+        let ok = try await server.post("/v1/embeddings", json: "{\"input\": \"still serving\"}")
+        #expect(ok.status == 200)
+    }
+
+    @Test func apiKeyIsRequiredWhenSet() async throws {
+        let server = try ServerProcess(environment: ["BGE_M3_API_KEY": "s3cret"])
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        #expect(try await server.post("/v1/embeddings", json: "{\"input\": \"a\"}").status == 401)
+        #expect(try await server.post("/v1/embeddings", json: "{\"input\": \"a\"}", headers: ["Authorization": "Bearer wrong"]).status == 401)
+        #expect(try await server.post("/v1/embeddings", json: "{\"input\": \"a\"}", headers: ["Authorization": "Bearer s3cret"]).status == 200)
+        #expect(try await server.request("/live").status == 200)
+    }
+
+    @Test func requestIDIsEchoedAndOperationsRoutesAnswer() async throws {
+        let server = try ServerProcess()
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let response = try await server.request("/health", headers: ["X-Request-ID": "abc-123"])
+        #expect(response.status == 200)
+        #expect(response.headers["x-request-id"] == "abc-123")
+        #expect(try json(response.body)["status"] as? String == "ok")
+        let info = try json(try await server.request("/info").body)
+        #expect(info["dimensions"] as? Int == 64)
+        #expect(info["precision"] as? String == "fp32")
+        let models = try json(try await server.request("/v1/models").body)
+        #expect((models["data"] as? [[String: Any]])?.count == 1)
+        let tokens = try await server.post("/tokenize", json: "{\"input\": \"Hello world\"}")
+        let lists = try #require(try JSONSerialization.jsonObject(with: tokens.body) as? [[[String: Any]]])
+        #expect(lists.first?.first?["special"] as? Bool == true)
+        #expect(lists.first?.count == 9)
+        #expect(try await server.request("/no/such/route").status == 404)
+    }
+
+    @Test func concurrentClientsAllGetCorrectResultsAndSigtermLetsThemFinish() async throws {
+        let server = try ServerProcess()
+        try await server.waitUntilReady()
+        let reference = try JSONSerialization.jsonObject(with: try await server.post("/v1/embeddings", json: "{\"input\": \"concurrency\"}").body) as? [String: Any]
+        let expected = try #require((reference?["data"] as? [[String: Any]])?.first?["embedding"] as? [Double])
+        let results = try await withThrowingTaskGroup(of: [Double]?.self) { group in
+            for _ in 0..<64 {
+                group.addTask {
+                    let response = try await server.post("/v1/embeddings", json: "{\"input\": \"concurrency\"}")
+                    guard response.status == 200, let object = try JSONSerialization.jsonObject(with: response.body) as? [String: Any] else { return nil }
+                    return (object["data"] as? [[String: Any]])?.first?["embedding"] as? [Double]
+                }
+            }
+            var all: [[Double]?] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.count == 64)
+        #expect(results.allSatisfy { $0 == expected })
+
+        // SIGTERM while requests are in flight: they finish, and the process exits 0.
+        let inFlight = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<16 { group.addTask { try await server.post("/v1/embeddings", json: "{\"input\": \"a longer text to keep the engine busy for a moment\"}").status } }
+                var statuses: [Int] = []
+                for try await status in group { statuses.append(status) }
+                return statuses
+            }
+        }
+        try await Task.sleep(nanoseconds: 20_000_000)
+        kill(server.process.processIdentifier, SIGTERM)
+        let statuses = (try? await inFlight.value) ?? []
+        #expect(server.stop() == 0)
+        #expect(statuses.filter { $0 == 200 }.count >= 1, "requests already accepted complete: \(statuses)")
+    }
+}
