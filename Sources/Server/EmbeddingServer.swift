@@ -32,6 +32,7 @@ public struct EmbeddingServer: Sendable {
         router.add(middleware: RequestMiddleware(apiKey: limits.apiKey, logger: logger))
         EmbeddingRoutes(services: services).register(on: router)
         TokenizeRoute(services: services).register(on: router)
+        ScoringRoutes(services: services).register(on: router)
         OperationRoutes(services: services, version: version).register(on: router)
 
         let directory = modelDirectory

@@ -69,3 +69,19 @@ struct TokenizeRequest: Decodable {
     let input: EmbeddingInput
     let add_special_tokens: Bool?
 }
+
+/// `POST /v1/score`.
+struct ScoreRequest: Decodable {
+    let query: String
+    let documents: [String]
+    let weights: [Float]?
+    let max_length: Int?
+}
+
+/// `POST /v1/rerank`.
+struct RerankRequest: Decodable {
+    let query: String
+    let documents: [String]
+    let top_n: Int?
+    let return_documents: Bool?
+}

@@ -176,3 +176,47 @@ import Testing
         #expect(statuses.filter { $0 == 200 }.count >= 1, "requests already accepted complete: \(statuses)")
     }
 }
+
+/// `/v1/score` and `/v1/rerank` against FlagEmbedding's `compute_score` goldens.
+@Suite(.serialized) struct ScoringServerTests {
+    struct Scores: Decodable {
+        let pairs: [[String]]
+        let dense: [Float]
+        let sparse: [Float]
+        let colbert: [Float]
+        let all: [Float]
+        enum CodingKeys: String, CodingKey { case pairs, dense, sparse, colbert, all = "colbert+sparse+dense" }
+    }
+
+    @Test func scoresAndRerankingMatchTheReference() async throws {
+        struct Document: Decodable { let scores: Scores }
+        let data = try Data(contentsOf: URL(fileURLWithPath: BGEM3Process.fixture("golden/tiny-model-public.json")))
+        let golden = try JSONDecoder().decode(Document.self, from: data).scores
+        let server = try ServerProcess()
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        // Pairs sharing the first query, scored in one request. The reference encodes passages at
+        // max_passage_length 128; these passages are shorter, so one max_length serves both.
+        let indices = golden.pairs.indices.filter { golden.pairs[$0][0] == golden.pairs[0][0] }
+        let documents = indices.map { golden.pairs[$0][1] }
+        let body = try JSONSerialization.data(withJSONObject: ["query": golden.pairs[0][0], "documents": documents, "max_length": 128])
+        let response = try await server.request("/v1/score", method: "POST", body: body)
+        #expect(response.status == 200)
+        let items = try #require((try JSONSerialization.jsonObject(with: response.body) as? [String: Any])?["data"] as? [[String: Any]])
+        #expect(items.count == indices.count)
+        for (item, index) in zip(items, indices) {
+            #expect(abs(Float(item["dense"] as? Double ?? .nan) - golden.dense[index]) <= 1e-4)
+            #expect(abs(Float(item["sparse"] as? Double ?? .nan) - golden.sparse[index]) <= 1e-4 * max(1, golden.sparse[index]))
+            #expect(abs(Float(item["colbert"] as? Double ?? .nan) - golden.colbert[index]) <= 1e-4)
+            #expect(abs(Float(item["score"] as? Double ?? .nan) - golden.all[index]) <= 1e-4 * max(1, golden.all[index]))
+        }
+        let rerankBody = try JSONSerialization.data(withJSONObject: ["query": golden.pairs[0][0], "documents": documents, "top_n": 2, "return_documents": true])
+        let rerank = try await server.request("/v1/rerank", method: "POST", body: rerankBody)
+        let results = try #require((try JSONSerialization.jsonObject(with: rerank.body) as? [String: Any])?["results"] as? [[String: Any]])
+        #expect(results.count == 2)
+        let best = indices.max { golden.all[$0] < golden.all[$1] }!
+        #expect(results.first?["index"] as? Int == indices.firstIndex(of: best))
+        #expect((results.first?["document"] as? [String: Any])?["text"] as? String == golden.pairs[best][1])
+        #expect((results[0]["relevance_score"] as? Double ?? 0) >= (results[1]["relevance_score"] as? Double ?? 1))
+    }
+}
