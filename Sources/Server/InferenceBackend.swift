@@ -32,13 +32,19 @@ public final class SerialInferenceQueue: InferenceBackend, @unchecked Sendable {
         let admitted = lock.withLock { () -> Bool in
             guard waiting < capacity else { return false }
             waiting += 1
+            ServerMetrics.queueDepth(waiting)
             return true
         }
         guard admitted else {
             throw APIError(status: .tooManyRequests, message: "the queue is full (\(capacity) requests); retry shortly",
                            type: "rate_limit_error", code: "queue_full")
         }
-        defer { lock.withLock { waiting -= 1 } }
+        defer {
+            lock.withLock {
+                waiting -= 1
+                ServerMetrics.queueDepth(waiting)
+            }
+        }
         return try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 guard ContinuousClock.now < deadline else {

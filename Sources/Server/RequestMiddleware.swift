@@ -30,6 +30,7 @@ struct RequestMiddleware: RouterMiddleware {
         }
         response.headers[Self.requestID] = id
         let milliseconds = (ContinuousClock.now - started).milliseconds
+        ServerMetrics.request(path: request.uri.path, status: Int(response.status.code), seconds: milliseconds / 1000)
         logger.info("request", metadata: [
             "id": .string(id), "method": .string(request.method.rawValue), "path": .string(request.uri.path),
             "status": .stringConvertible(response.status.code), "ms": .string(String(format: "%.1f", milliseconds)),

@@ -53,6 +53,8 @@ public struct ServerServices: Sendable {
         }
         let finished = ContinuousClock.now
         let total = (finished - queued).milliseconds
+        ServerMetrics.inference(sequences: inputs.sequences.count, tokens: inputs.tokenCount,
+                                truncated: inputs.truncated.filter { $0 }.count, seconds: total / 1000)
         return InferenceRun(model: model, inputs: inputs, embeddings: embeddings, queueMilliseconds: 0, inferenceMilliseconds: total)
     }
 

@@ -138,6 +138,11 @@ import Testing
         #expect(lists.first?.first?["special"] as? Bool == true)
         #expect(lists.first?.count == 9)
         #expect(try await server.request("/no/such/route").status == 404)
+        let metrics = String(decoding: try await server.request("/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("bgem3_requests_total{"))
+        #expect(metrics.contains("route=\"/tokenize\""))
+        #expect(metrics.contains("bgem3_request_duration_seconds"))
+        #expect(metrics.contains("bgem3_memory_rss_bytes"))
     }
 
     @Test func concurrentClientsAllGetCorrectResultsAndSigtermLetsThemFinish() async throws {

@@ -40,6 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "bgem3")
+        ServerMetrics.bootstrap()
 
         guard let modelPath = model ?? settings.string("MODEL") else {
             throw ValidationError("give --model DIR (or BGE_M3_MODEL): a BGE-M3 model directory")

@@ -1,0 +1,46 @@
+import Engine
+import Foundation
+import Metrics
+import Prometheus
+
+/// Prometheus metrics under `bgem3_` (SPEC §6), recorded through swift-metrics and served as text
+/// at `/metrics`.
+public enum ServerMetrics {
+    /// The registry `/metrics` reads; installed as the swift-metrics backend by ``bootstrap()``.
+    public static let registry = PrometheusCollectorRegistry()
+
+    /// Makes swift-metrics record into ``registry``. Call once per process, before serving.
+    public static func bootstrap() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    /// Routes get their own label; anything else is `other`, so unknown paths cannot grow the series.
+    static let knownRoutes: Set<String> = [
+        "/v1/embeddings", "/v1/m3/embeddings", "/v1/sparse-embeddings", "/v1/embeddings:both", "/v1/embeddings%3Aboth",
+        "/v1/score", "/v1/rerank", "/tokenize", "/health", "/ready", "/live", "/metrics", "/v1/models", "/info",
+    ]
+
+    static func request(path: String, status: Int, seconds: Double) {
+        let route = knownRoutes.contains(path) ? path : "other"
+        Counter(label: "bgem3_requests_total", dimensions: [("route", route), ("status", String(status))]).increment()
+        Timer(label: "bgem3_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    static func inference(sequences: Int, tokens: Int, truncated: Int, seconds: Double) {
+        Counter(label: "bgem3_tokens_total").increment(by: tokens)
+        Counter(label: "bgem3_truncated_inputs_total").increment(by: truncated)
+        Recorder(label: "bgem3_batch_size").record(sequences)
+        Recorder(label: "bgem3_batch_tokens").record(tokens)
+        Timer(label: "bgem3_inference_duration_seconds").recordNanoseconds(Int64(seconds * 1e9))
+    }
+
+    static func queueDepth(_ depth: Int) {
+        Gauge(label: "bgem3_queue_depth").record(depth)
+    }
+
+    /// The text exposition, with the process's resident memory sampled now.
+    static func exposition() -> String {
+        if let rss = ProcessMemory.residentBytes { Gauge(label: "bgem3_memory_rss_bytes").record(rss) }
+        return registry.emitToString()
+    }
+}
