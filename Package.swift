@@ -47,6 +47,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            resources: [.embedInCode("Resources/openapi.json")],
             swiftSettings: nativeCode),
         .executableTarget(
             name: "bgem3",

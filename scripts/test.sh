@@ -13,11 +13,11 @@ if [ ! -f "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" ]; then
 fi
 
 # The reference tokenizer for the differential test (pinned to the version the goldens came
-# from) and the official OpenAI client for the server check.
+# from), the official OpenAI client, and OpenAPI/JSON Schema validators for the server checks.
 VENV=.venv-test
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, openai" 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, openai, openapi_spec_validator, jsonschema" 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40" openapi-spec-validator jsonschema
 fi
 
 # One release build serves the tests, the end-to-end runs and the benchmarks.
@@ -27,3 +27,4 @@ swift test -c release --skip-build
 "$VENV/bin/python" scripts/tokenizer_differential.py "$BGEM3_BINARY" \
   "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" Tests/Fixtures/tiny-bge-m3/tokenizer.json --nfkc-variant --cases 3000
 "$VENV/bin/python" scripts/openai_client_check.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3 Tests/Fixtures/golden/tiny-model-public.json
+"$VENV/bin/python" scripts/openapi_conformance.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3

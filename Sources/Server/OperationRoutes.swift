@@ -10,6 +10,10 @@ struct OperationRoutes: Sendable {
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/live") { _, _ in services.json("{\"status\":\"ok\"}") }
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
+        }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(string: ServerMetrics.exposition())))
