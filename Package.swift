@@ -37,6 +37,9 @@ let package = Package(
             dependencies: ["Tokenizer", "COneDNN"],
             swiftSettings: nativeCode),
         .target(
+            name: "ModelHub",
+            swiftSettings: nativeCode),
+        .target(
             name: "Server",
             dependencies: [
                 "Tokenizer",
@@ -54,6 +57,7 @@ let package = Package(
             dependencies: [
                 "Tokenizer",
                 "Engine",
+                "ModelHub",
                 "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -68,6 +72,10 @@ let package = Package(
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine"],
+            swiftSettings: nativeCode),
+        .testTarget(
+            name: "ModelHubTests",
+            dependencies: ["ModelHub"],
             swiftSettings: nativeCode),
         .testTarget(
             name: "CommandLineTests",

@@ -12,9 +12,11 @@ final class ServerProcess: @unchecked Sendable {
     private let log = LockedData()
 
     /// Starts the server with the tiny model and waits until it reports its address.
-    init(arguments extra: [String] = [], environment: [String: String] = [:]) throws {
+    /// - Parameter replacingModel: `extra` gives its own `--model`.
+    init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:]) throws {
         process.executableURL = try BGEM3Process.binary()
-        process.arguments = ["serve", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--bind", "127.0.0.1:0", "--threads", "2"] + extra
+        let model = replacingModel ? [] : ["--model", BGEM3Process.fixture("tiny-bge-m3")]
+        process.arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + extra
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env

@@ -225,3 +225,32 @@ import Testing
         #expect((results[0]["relevance_score"] as? Double ?? 0) >= (results[1]["relevance_score"] as? Double ?? 1))
     }
 }
+
+/// `--model OWNER/NAME` served from a Hugging Face cache, without network.
+@Suite struct HubCacheServerTests {
+    @Test func aHubIdInTheCacheIsServed() async throws {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let commit = "fedcba9876543210fedcba9876543210fedcba98"
+        let repository = cache.appendingPathComponent("models--BAAI--bge-m3")
+        let snapshot = repository.appendingPathComponent("snapshots/\(commit)")
+        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: repository.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try commit.write(to: repository.appendingPathComponent("refs/main"), atomically: true, encoding: .utf8)
+        let fixture = BGEM3Process.fixture("tiny-bge-m3")
+        for name in try FileManager.default.contentsOfDirectory(atPath: fixture) {
+            try FileManager.default.createSymbolicLink(atPath: snapshot.appendingPathComponent(name).path, withDestinationPath: fixture + "/" + name)
+        }
+        let server = try ServerProcess(arguments: ["--model", "BAAI/bge-m3"], replacingModel: true, environment: ["HF_HUB_CACHE": cache.path])
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let response = try await server.post("/v1/embeddings", json: "{\"input\": \"hello\"}")
+        #expect(response.status == 200)
+        let object = try #require(try JSONSerialization.jsonObject(with: response.body) as? [String: Any])
+        #expect(object["model"] as? String == "BAAI/bge-m3")
+
+        let missing = try BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"])
+        #expect(missing.status != 0 && !missing.terminatedBySignal)
+        #expect(missing.standardError.contains("neither a directory nor a model in the Hugging Face cache"))
+    }
+}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ModelHub
 import Server
 
 struct ServeCommand: AsyncParsableCommand {
@@ -12,11 +13,12 @@ struct ServeCommand: AsyncParsableCommand {
             BGE_M3_MODEL, BGE_M3_MAX_BATCH. The server listens at once and loads the model in the \
             background: /ready answers 503 until it is loaded, and requests that arrive meanwhile wait \
             for it within their deadline. SIGTERM or SIGINT stops accepting connections, lets requests \
-            in flight finish, and exits 0. This build serves a model directory; downloading from the \
-            Hugging Face hub is not built yet.
+            in flight finish, and exits 0. --model takes a directory or a hub id already in the Hugging \
+            Face cache; downloading from the hub is not built yet.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("Model directory (BGE_M3_MODEL).", valueName: "dir")) var model: String?
+    @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 already in the Hugging Face cache (HF_HUB_CACHE, HF_HOME) (BGE_M3_MODEL).", valueName: "dir|repo")) var model: String?
+    @Option(name: .long, help: "Revision of a hub id: a branch, tag or commit (BGE_M3_REVISION, default main).") var revision: String?
     @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
     @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
     @Option(name: .long, help: "Texts per request, 1...100000 (BGE_M3_MAX_BATCH, default 256).") var maxBatch: Int?
@@ -42,9 +44,16 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "bgem3")
         ServerMetrics.bootstrap()
 
-        guard let modelPath = model ?? settings.string("MODEL") else {
-            throw ValidationError("give --model DIR (or BGE_M3_MODEL): a BGE-M3 model directory")
+        guard let modelArgument = model ?? settings.string("MODEL") else {
+            throw ValidationError("give --model DIR|REPO (or BGE_M3_MODEL): a BGE-M3 model directory, or a hub id in the Hugging Face cache")
         }
+        let modelURL: URL
+        do {
+            modelURL = try ModelLocator().locate(modelArgument, revision: revision ?? settings.string("REVISION") ?? "main")
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let modelPath = modelURL.path
         let (host, port) = try settings.address(bind, default: "0.0.0.0:8081")
         var limits = ServerLimits()
         limits.maxBatch = try settings.integer(maxBatch, "MAX_BATCH", default: limits.maxBatch, range: 1...100_000)
@@ -54,14 +63,11 @@ struct ServeCommand: AsyncParsableCommand {
         limits.queueCapacity = try settings.integer(queueCapacity, "QUEUE_CAPACITY", default: limits.queueCapacity, range: 1...1_000_000)
         limits.requestTimeoutSeconds = try settings.double(requestTimeoutSecs, "REQUEST_TIMEOUT_SECS", default: limits.requestTimeoutSeconds, range: 0.001...86_400)
         limits.apiKey = apiKey ?? settings.string("API_KEY")
-        limits.modelName = settings.string("MODEL_NAME") ?? URL(fileURLWithPath: modelPath).lastPathComponent
+        limits.modelName = settings.string("MODEL_NAME") ?? (modelArgument.contains("/") && !FileManager.default.fileExists(atPath: modelArgument)
+            ? modelArgument : URL(fileURLWithPath: modelPath).lastPathComponent)
         let threadCount: Int? = threads != nil || settings.string("THREADS") != nil
             ? try settings.integer(threads, "THREADS", default: 1, range: 1...1024) : nil
 
-        var directory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: modelPath, isDirectory: &directory), directory.boolValue else {
-            throw ValidationError("--model \(modelPath) is not a directory (hub downloads are not built yet; give a local BGE-M3 model directory)")
-        }
         try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
                                   limits: limits, version: BGEM3Version.string, logger: logger).run()
     }
