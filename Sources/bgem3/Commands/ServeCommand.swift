@@ -17,7 +17,7 @@ struct ServeCommand: AsyncParsableCommand {
             Face cache; downloading from the hub is not built yet.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 already in the Hugging Face cache (HF_HUB_CACHE, HF_HOME) (BGE_M3_MODEL).", valueName: "dir|repo")) var model: String?
+    @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 already in the Hugging Face cache (HF_HUB_CACHE, HF_HOME) (BGE_M3_MODEL, default BAAI/bge-m3).", valueName: "dir|repo")) var model: String?
     @Option(name: .long, help: "Revision of a hub id: a branch, tag or commit (BGE_M3_REVISION, default main).") var revision: String?
     @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
     @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
@@ -44,14 +44,12 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "bgem3")
         ServerMetrics.bootstrap()
 
-        guard let modelArgument = model ?? settings.string("MODEL") else {
-            throw ValidationError("give --model DIR|REPO (or BGE_M3_MODEL): a BGE-M3 model directory, or a hub id in the Hugging Face cache")
-        }
+        let modelArgument = model ?? settings.string("MODEL") ?? "BAAI/bge-m3"
         let modelURL: URL
         do {
             modelURL = try ModelLocator().locate(modelArgument, revision: revision ?? settings.string("REVISION") ?? "main")
         } catch {
-            throw ValidationError(error.description)
+            throw CommandFailure(error.description)
         }
         let modelPath = modelURL.path
         let (host, port) = try settings.address(bind, default: "0.0.0.0:8081")
