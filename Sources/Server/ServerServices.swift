@@ -49,7 +49,14 @@ public struct ServerServices: Sendable {
         do {
             embeddings = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline)
         } catch let error as EngineError {
-            throw APIError.invalidRequest(error.description, code: "inference_failed")
+            switch error {
+            case .outOfMemory:
+                throw APIError(status: .serviceUnavailable, message: error.description, type: "server_error", code: "out_of_memory")
+            case .kernel:
+                throw APIError(status: .internalServerError, message: error.description, type: "server_error", code: "inference_failed")
+            default:
+                throw APIError.invalidRequest(error.description, code: "invalid_input")
+            }
         }
         let finished = ContinuousClock.now
         let total = (finished - queued).milliseconds
