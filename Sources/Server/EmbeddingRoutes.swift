@@ -37,7 +37,7 @@ struct EmbeddingRoutes: Sendable {
             let encoded = format == "base64" ? JSONOutput.base64Float32(vector) : JSONOutput.floats(vector)
             data.append("{\"object\":\"embedding\",\"index\":\(index),\"embedding\":\(encoded)}")
         }
-        return services.json("{\"object\":\"list\",\"data\":[\(data.joined(separator: ","))],\"model\":\(JSONOutput.string(services.limits.modelName)),\(usage(run))}", run: run)
+        return services.json("{\"object\":\"list\",\"data\":[\(data.joined(separator: ","))],\"model\":\(JSONOutput.string(services.limits.modelName)),\(run.usageJSON)}", run: run)
     }
 
     private func m3(_ request: Request) async throws -> Response {
@@ -75,7 +75,7 @@ struct EmbeddingRoutes: Sendable {
             }
             data.append("{\(fields)}")
         }
-        return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(usage(run))}", run: run)
+        return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(run.usageJSON)}", run: run)
     }
 
     private func sparse(_ request: Request) async throws -> Response {
@@ -87,7 +87,7 @@ struct EmbeddingRoutes: Sendable {
             "{\"index\":\(index),\"sparse_values\":" + sparseJSON(embedding.sparse ?? SparseEmbedding(ids: [], weights: []), topK: body.top_k,
                                                                   minWeight: body.min_weight, tokens: (body.return_tokens ?? false) ? run.model.tokenizer : nil) + "}"
         }
-        return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(usage(run))}", run: run)
+        return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(run.usageJSON)}", run: run)
     }
 
     private func both(_ request: Request) async throws -> Response {
@@ -98,7 +98,7 @@ struct EmbeddingRoutes: Sendable {
             "{\"index\":\(index),\"embedding\":\(JSONOutput.floats(embedding.dense ?? [])),\"sparse_values\":"
                 + sparseJSON(embedding.sparse ?? SparseEmbedding(ids: [], weights: []), topK: nil, minWeight: nil, tokens: nil) + "}"
         }
-        return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(usage(run))}", run: run)
+        return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(run.usageJSON)}", run: run)
     }
 
     private func dimensions(_ requested: Int?, available: Int) throws -> Int {
@@ -130,7 +130,4 @@ struct EmbeddingRoutes: Sendable {
         return json + "}"
     }
 
-    private func usage(_ run: InferenceRun) -> String {
-        "\"usage\":{\"prompt_tokens\":\(run.inputs.tokenCount),\"total_tokens\":\(run.inputs.tokenCount)}"
-    }
 }

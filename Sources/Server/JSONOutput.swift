@@ -1,9 +1,9 @@
 import Foundation
 
-/// Compact JSON text for responses, written by hand: vectors of thousands of floats are the
+/// Compact JSON text for responses and output lines, written by hand: vectors of thousands of floats are the
 /// bulk of every response, and `JSONEncoder` would box each one.
-enum JSONOutput {
-    static func string(_ value: String) -> String {
+public enum JSONOutput {
+    public static func string(_ value: String) -> String {
         var out = "\""
         out.reserveCapacity(value.utf8.count + 2)
         for scalar in value.unicodeScalars {
@@ -23,7 +23,7 @@ enum JSONOutput {
     }
 
     /// `[f, f, …]` with each float's shortest round-trip form.
-    static func floats<C: Collection>(_ values: C) -> String where C.Element == Float {
+    public static func floats<C: Collection>(_ values: C) -> String where C.Element == Float {
         var out = "["
         out.reserveCapacity(values.count * 12)
         var first = true
@@ -35,12 +35,12 @@ enum JSONOutput {
         return out + "]"
     }
 
-    static func integers<C: Collection>(_ values: C) -> String where C.Element: BinaryInteger {
+    public static func integers<C: Collection>(_ values: C) -> String where C.Element: BinaryInteger {
         "[" + values.map { String($0) }.joined(separator: ",") + "]"
     }
 
     /// Little-endian float32 bytes, base64-encoded (OpenAI's `encoding_format: "base64"`).
-    static func base64Float32<C: Collection>(_ values: C) -> String where C.Element == Float {
+    public static func base64Float32<C: Collection>(_ values: C) -> String where C.Element == Float {
         var bytes = [UInt8]()
         bytes.reserveCapacity(values.count * 4)
         for value in values {
@@ -51,7 +51,7 @@ enum JSONOutput {
     }
 
     /// Little-endian float16 bytes, base64-encoded (ColBERT's `base64_f16`).
-    static func base64Float16<C: Collection>(_ values: C) -> String where C.Element == Float {
+    public static func base64Float16<C: Collection>(_ values: C) -> String where C.Element == Float {
         var bytes = [UInt8]()
         bytes.reserveCapacity(values.count * 2)
         for value in values {

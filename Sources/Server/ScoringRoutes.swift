@@ -19,7 +19,7 @@ struct ScoringRoutes: Sendable {
             let data = scores.enumerated().map { index, s in
                 "{\"index\":\(index),\"dense\":\(s.dense),\"sparse\":\(s.sparse),\"colbert\":\(s.colbert),\"score\":\(s.all)}"
             }
-            return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(usage(run))}", run: run)
+            return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(run.usageJSON)}", run: run)
         }
         router.post("/v1/rerank") { request, _ in
             var request = request
@@ -33,7 +33,7 @@ struct ScoringRoutes: Sendable {
                 if body.return_documents ?? false { fields += ",\"document\":{\"text\":\(JSONOutput.string(body.documents[index]))}" }
                 return "{\(fields)}"
             }
-            return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"results\":[\(results.joined(separator: ","))],\(usage(run))}", run: run)
+            return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"results\":[\(results.joined(separator: ","))],\(run.usageJSON)}", run: run)
         }
     }
 
@@ -48,7 +48,4 @@ struct ScoringRoutes: Sendable {
         return (run, scores)
     }
 
-    private func usage(_ run: InferenceRun) -> String {
-        "\"usage\":{\"prompt_tokens\":\(run.inputs.tokenCount),\"total_tokens\":\(run.inputs.tokenCount)}"
-    }
 }

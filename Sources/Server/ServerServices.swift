@@ -11,6 +11,11 @@ struct InferenceRun {
     let embeddings: [SequenceEmbedding]
     let queueMilliseconds: Double
     let inferenceMilliseconds: Double
+
+    /// `"usage": {...}`: the real tokens, special tokens included.
+    var usageJSON: String {
+        "\"usage\":{\"prompt_tokens\":\(inputs.tokenCount),\"total_tokens\":\(inputs.tokenCount)}"
+    }
 }
 
 /// What the routes share: limits, the model state and the inference backend.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Server
 import Tokenizer
 
 struct EmbedCommand: ParsableCommand {
@@ -128,12 +129,12 @@ struct EmbedCommand: ParsableCommand {
             line += ",\"colbert\":[\(vectors.joined(separator: ","))]"
         }
         for key in extra.keys.sorted() where !["index", "tokens", "truncated", "dense", "sparse", "colbert"].contains(key) {
-            line += "," + JSONText.quoted(key) + ":" + extra[key]!.json
+            line += "," + JSONOutput.string(key) + ":" + extra[key]!.json
         }
         return line + "}\n"
     }
 
     private static func floats(_ values: [Float]) -> String {
-        "[" + values.map { "\($0)" }.joined(separator: ",") + "]"
+        JSONOutput.floats(values)
     }
 }

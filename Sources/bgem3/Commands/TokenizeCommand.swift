@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Server
 import Tokenizer
 
 struct TokenizeCommand: ParsableCommand {
@@ -84,30 +85,10 @@ struct TokenizeCommand: ParsableCommand {
         line += "]"
         if withTokens {
             line += ",\"tokens\":["
-            line += encoding.tokens.map(JSONText.quoted).joined(separator: ",")
+            line += encoding.tokens.map(JSONOutput.string).joined(separator: ",")
             line += "]"
         }
         line += "}\n"
         return line
-    }
-}
-
-/// JSON string literals for hand-written output lines.
-enum JSONText {
-    static func quoted(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Server
 
 /// Any JSON value, decoded with `JSONDecoder` (which, unlike `JSONSerialization` on Linux, keeps a
 /// byte-order mark at the start of a string) and written back as compact JSON.
@@ -28,10 +29,10 @@ enum JSONAny: Decodable, Equatable {
         case .number(let value):
             if value.rounded() == value, abs(value) < 1e15 { return String(Int64(value)) }
             return "\(value)"
-        case .string(let value): return JSONText.quoted(value)
+        case .string(let value): return JSONOutput.string(value)
         case .array(let values): return "[" + values.map(\.json).joined(separator: ",") + "]"
         case .object(let fields):
-            return "{" + fields.keys.sorted().map { JSONText.quoted($0) + ":" + fields[$0]!.json }.joined(separator: ",") + "}"
+            return "{" + fields.keys.sorted().map { JSONOutput.string($0) + ":" + fields[$0]!.json }.joined(separator: ",") + "}"
         }
     }
 }
