@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         .target(
@@ -38,6 +40,10 @@ let package = Package(
             swiftSettings: nativeCode),
         .target(
             name: "ModelHub",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: nativeCode),
         .target(
             name: "Server",
@@ -75,7 +81,12 @@ let package = Package(
             swiftSettings: nativeCode),
         .testTarget(
             name: "ModelHubTests",
-            dependencies: ["ModelHub"],
+            dependencies: [
+                "ModelHub",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: nativeCode),
         .testTarget(
             name: "CommandLineTests",

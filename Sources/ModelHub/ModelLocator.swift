@@ -33,7 +33,7 @@ public struct ModelLocator: Sendable {
         public var description: String {
             switch self {
             case .notFound(let model, let cache):
-                return "\(model) is neither a directory nor a model in the Hugging Face cache at \(cache); give --model DIR (downloading from the hub is not built yet)"
+                return "\(model) is neither a directory nor a model in the Hugging Face cache at \(cache); give --model DIR, or run `bgem3 download \(model)`"
             case .revisionNotCached(let model, let revision, let cache):
                 return "\(model) is in the Hugging Face cache at \(cache) but not at revision \(revision)"
             case .invalidIdentifier(let model):

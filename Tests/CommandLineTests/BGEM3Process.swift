@@ -33,10 +33,13 @@ struct BGEM3Process {
     }
 
     /// Runs `bgem3 arguments…` with `input` on standard input.
-    static func run(_ arguments: [String], input: Data = Data()) throws -> Output {
+    static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout

@@ -249,8 +249,17 @@ import Testing
         let object = try #require(try JSONSerialization.jsonObject(with: response.body) as? [String: Any])
         #expect(object["model"] as? String == "BAAI/bge-m3")
 
-        let missing = try BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"])
-        #expect(missing.status != 0 && !missing.terminatedBySignal)
-        #expect(missing.standardError.contains("neither a directory nor a model in the Hugging Face cache"))
+        // Not in the cache and offline: a clear error naming --model.
+        let offline = try BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"],
+                                           environment: ["HF_HUB_CACHE": cache.path, "HF_HUB_OFFLINE": "1"])
+        #expect(offline.status != 0 && !offline.terminatedBySignal)
+        #expect(offline.standardError.contains("neither a directory nor a model in the Hugging Face cache"))
+        #expect(offline.standardError.contains("--model DIR"))
+        // Not in the cache and the hub unreachable: the download fails with the same advice.
+        let unreachable = try BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"],
+                                               environment: ["HF_HUB_CACHE": cache.path, "HF_ENDPOINT": "http://127.0.0.1:9"])
+        #expect(unreachable.status != 0 && !unreachable.terminatedBySignal)
+        #expect(unreachable.standardError.contains("could not be downloaded"))
+        #expect(unreachable.standardError.contains("--model DIR"))
     }
 }

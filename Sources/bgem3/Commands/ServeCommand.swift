@@ -13,11 +13,11 @@ struct ServeCommand: AsyncParsableCommand {
             BGE_M3_MODEL, BGE_M3_MAX_BATCH. The server listens at once and loads the model in the \
             background: /ready answers 503 until it is loaded, and requests that arrive meanwhile wait \
             for it within their deadline. SIGTERM or SIGINT stops accepting connections, lets requests \
-            in flight finish, and exits 0. --model takes a directory or a hub id already in the Hugging \
-            Face cache; downloading from the hub is not built yet.
+            in flight finish, and exits 0. --model takes a directory or a hub id; a hub id missing from \
+            the Hugging Face cache is downloaded first (HF_ENDPOINT, HF_TOKEN; HF_HUB_OFFLINE=1 forbids it).
             """)
 
-    @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 already in the Hugging Face cache (HF_HUB_CACHE, HF_HOME) (BGE_M3_MODEL, default BAAI/bge-m3).", valueName: "dir|repo")) var model: String?
+    @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 in the Hugging Face cache or downloaded into it (BGE_M3_MODEL, default BAAI/bge-m3).", valueName: "dir|repo")) var model: String?
     @Option(name: .long, help: "Revision of a hub id: a branch, tag or commit (BGE_M3_REVISION, default main).") var revision: String?
     @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
     @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
@@ -45,11 +45,27 @@ struct ServeCommand: AsyncParsableCommand {
         ServerMetrics.bootstrap()
 
         let modelArgument = model ?? settings.string("MODEL") ?? "BAAI/bge-m3"
+        let revisionName = revision ?? settings.string("REVISION") ?? "main"
+        let environment = ProcessInfo.processInfo.environment
+        var locator = ModelLocator(environment: environment)
+        if let cache = settings.string("CACHE_DIR") { locator = ModelLocator(cacheDirectory: URL(fileURLWithPath: cache)) }
         let modelURL: URL
         do {
-            modelURL = try ModelLocator().locate(modelArgument, revision: revision ?? settings.string("REVISION") ?? "main")
+            modelURL = try locator.locate(modelArgument, revision: revisionName)
+        } catch ModelLocator.LocateError.invalidIdentifier(let name) {
+            throw CommandFailure(ModelLocator.LocateError.invalidIdentifier(name).description)
         } catch {
-            throw CommandFailure(error.description)
+            // Not in the cache: download it on first use, unless told to stay offline.
+            guard environment["HF_HUB_OFFLINE"] != "1" else {
+                throw CommandFailure("\(error.description); HF_HUB_OFFLINE=1 forbids downloading it (give --model DIR)")
+            }
+            logger.info("downloading", metadata: ["model": .string(modelArgument), "revision": .string(revisionName)])
+            do {
+                modelURL = try await DownloadCommand.fetch(modelArgument, revision: revisionName, cacheDirectory: locator.cacheDirectory.path,
+                                                          environment: environment)
+            } catch {
+                throw CommandFailure("\(modelArgument) is not in the Hugging Face cache and could not be downloaded: \(error); give --model DIR with a local model directory")
+            }
         }
         let modelPath = modelURL.path
         let (host, port) = try settings.address(bind, default: "0.0.0.0:8081")
