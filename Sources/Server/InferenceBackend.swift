@@ -10,7 +10,22 @@ import Hummingbird
 public protocol InferenceBackend: Sendable {
     /// Encodes one request's sequences, in order. Throws ``APIError`` for a full queue (429), a
     /// passed deadline (504) or a model still loading past the deadline (503).
-    func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant) async throws -> [SequenceEmbedding]
+    func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant) async throws -> InferenceResult
+}
+
+/// Embeddings of one request and where its time went.
+public struct InferenceResult: Sendable {
+    public var embeddings: [SequenceEmbedding]
+    /// Waiting for the engine (and for the model to load).
+    public var queueSeconds: Double
+    /// Computing.
+    public var inferenceSeconds: Double
+
+    public init(embeddings: [SequenceEmbedding], queueSeconds: Double, inferenceSeconds: Double) {
+        self.embeddings = embeddings
+        self.queueSeconds = queueSeconds
+        self.inferenceSeconds = inferenceSeconds
+    }
 }
 
 /// One request at a time, on a dedicated thread (never on Swift's cooperative pool), with a
@@ -27,7 +42,8 @@ public final class SerialInferenceQueue: InferenceBackend, @unchecked Sendable {
         self.capacity = capacity
     }
 
-    public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant) async throws -> [SequenceEmbedding] {
+    public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant) async throws -> InferenceResult {
+        let arrived = ContinuousClock.now
         let model = try await state.model(before: deadline)
         let admitted = lock.withLock { () -> Bool in
             guard waiting < capacity else { return false }
@@ -47,13 +63,17 @@ public final class SerialInferenceQueue: InferenceBackend, @unchecked Sendable {
         }
         return try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                guard ContinuousClock.now < deadline else {
+                let started = ContinuousClock.now
+                guard started < deadline else {
                     continuation.resume(throwing: APIError(status: .gatewayTimeout, message: "the request's deadline passed while it waited",
                                                            type: "timeout_error", code: "deadline_exceeded"))
                     return
                 }
                 do {
-                    continuation.resume(returning: try model.encode(sequences, outputs: outputs))
+                    let embeddings = try model.encode(sequences, outputs: outputs)
+                    continuation.resume(returning: InferenceResult(
+                        embeddings: embeddings, queueSeconds: (started - arrived).milliseconds / 1000,
+                        inferenceSeconds: (ContinuousClock.now - started).milliseconds / 1000))
                 } catch {
                     continuation.resume(throwing: error)
                 }

@@ -26,7 +26,8 @@ public enum ServerMetrics {
         Timer(label: "bgem3_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(Int64(seconds * 1e9))
     }
 
-    static func inference(sequences: Int, tokens: Int, truncated: Int, seconds: Double) {
+    static func inference(sequences: Int, tokens: Int, truncated: Int, seconds: Double, queueSeconds: Double) {
+        Timer(label: "bgem3_queue_duration_seconds").recordNanoseconds(Int64(queueSeconds * 1e9))
         Counter(label: "bgem3_tokens_total").increment(by: tokens)
         Counter(label: "bgem3_truncated_inputs_total").increment(by: truncated)
         Recorder(label: "bgem3_batch_size").record(sequences)

@@ -49,10 +49,9 @@ public struct ServerServices: Sendable {
         }
         let inputs = try PreparedInputs.prepare(input, tokenizer: model.tokenizer, limits: limits, maxLength: maxLength ?? limit,
                                                 truncate: truncate, withTexts: withTexts)
-        let queued = ContinuousClock.now
-        let embeddings: [SequenceEmbedding]
+        let result: InferenceResult
         do {
-            embeddings = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline)
+            result = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline)
         } catch let error as EngineError {
             switch error {
             case .outOfMemory:
@@ -63,11 +62,10 @@ public struct ServerServices: Sendable {
                 throw APIError.invalidRequest(error.description, code: "invalid_input")
             }
         }
-        let finished = ContinuousClock.now
-        let total = (finished - queued).milliseconds
         ServerMetrics.inference(sequences: inputs.sequences.count, tokens: inputs.tokenCount,
-                                truncated: inputs.truncated.filter { $0 }.count, seconds: total / 1000)
-        return InferenceRun(model: model, inputs: inputs, embeddings: embeddings, queueMilliseconds: 0, inferenceMilliseconds: total)
+                                truncated: inputs.truncated.filter { $0 }.count, seconds: result.inferenceSeconds, queueSeconds: result.queueSeconds)
+        return InferenceRun(model: model, inputs: inputs, embeddings: result.embeddings, queueMilliseconds: result.queueSeconds * 1000,
+                            inferenceMilliseconds: result.inferenceSeconds * 1000)
     }
 
     /// A JSON response with the inference headers of SPEC §3.
