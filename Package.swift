@@ -66,7 +66,6 @@ let package = Package(
                 "ModelHub",
                 "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.embedInCode("Resources/multilingual-lines.txt")],
