@@ -39,6 +39,10 @@ let package = Package(
             dependencies: ["Tokenizer", "COneDNN"],
             swiftSettings: nativeCode),
         .target(
+            name: "Scheduling",
+            dependencies: ["Engine"],
+            swiftSettings: nativeCode),
+        .target(
             name: "ModelHub",
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -77,6 +81,10 @@ let package = Package(
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine"],
+            swiftSettings: nativeCode),
+        .testTarget(
+            name: "SchedulingTests",
+            dependencies: ["Scheduling"],
             swiftSettings: nativeCode),
         .testTarget(
             name: "ModelHubTests",
