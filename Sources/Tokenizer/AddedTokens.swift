@@ -86,10 +86,7 @@ struct AddedTokenMatcher: Sendable {
     private static func scalar(_ buffer: UnsafeBufferPointer<UInt8>, at i: Int) -> Unicode.Scalar? {
         let width = UTF8Width.of(leadByte: buffer[i])
         guard i + width <= buffer.count else { return nil }
-        var iterator = UnsafeBufferPointer(rebasing: buffer[i..<(i + width)]).makeIterator()
-        var decoder = UTF8()
-        if case .scalarValue(let s) = decoder.decode(&iterator) { return s }
-        return nil
+        return UnicodeClasses.decode(buffer[i..<(i + width)])
     }
 
     private static func startOfPreviousCharacter(_ buffer: UnsafeBufferPointer<UInt8>, before i: Int) -> Int {

@@ -26,7 +26,7 @@ enum UnicodeClasses {
     }
 
     /// The scalar encoded by one UTF-8 sequence.
-    static func decode(_ bytes: ArraySlice<UInt8>) -> Unicode.Scalar? {
+    static func decode<C: Collection>(_ bytes: C) -> Unicode.Scalar? where C.Element == UInt8 {
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         if case .scalarValue(let scalar) = decoder.decode(&iterator) { return scalar }

@@ -19,8 +19,6 @@ final class PackedMatmul: @unchecked Sendable {
     private let bias: dnnl_memory_t
     private let biasStorage: UnsafeMutablePointer<Float>
     private let attributes: dnnl_primitive_attr_t
-    /// Whether oneDNN chose a packed layout for these weights.
-    let isPacked: Bool
     /// The implementation oneDNN picked (for logs and `bench`).
     let implementation: String
 
@@ -57,7 +55,6 @@ final class PackedMatmul: @unchecked Sendable {
         var plainCopy = plain
         let packed = chosen.format_kind == dnnl_blocked && chosen.format_desc.blocking.inner_nblks > 0
         if !packed { chosen = plainCopy }
-        self.isPacked = packed
         self.weightsDescriptor = chosen
         self.implementation = name
 

@@ -13,12 +13,6 @@ final class Workspace {
     private(set) var attentionScratch = GrowableBuffer()
     private(set) var multiVector = GrowableBuffer()
 
-    /// Bytes currently reserved.
-    var reservedBytes: Int {
-        hidden.capacity + queryKeyValue.capacity + context.capacity + projected.capacity + feedForward.capacity + attentionScratch.capacity
-            + multiVector.capacity
-    }
-
     /// Makes every buffer at least as large as the plan needs.
     func reserve(_ plan: WorkspacePlan) throws(EngineError) {
         try hidden.reserve(bytes: plan.hidden)
