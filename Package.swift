@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         .target(
@@ -40,7 +41,12 @@ let package = Package(
             swiftSettings: nativeCode),
         .target(
             name: "Scheduling",
-            dependencies: ["Engine"],
+            dependencies: [
+                "Engine",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: nativeCode),
         .target(
             name: "ModelHub",
@@ -54,11 +60,14 @@ let package = Package(
             dependencies: [
                 "Tokenizer",
                 "Engine",
+                "Scheduling",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             resources: [.embedInCode("Resources/openapi.json")],
             swiftSettings: nativeCode),
@@ -67,6 +76,7 @@ let package = Package(
             dependencies: [
                 "Tokenizer",
                 "Engine",
+                "Scheduling",
                 "ModelHub",
                 "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -10,6 +10,8 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
     case outOfMemory(bytes: Int)
     /// The matrix library failed.
     case kernel(String)
+    /// The weights, unloaded while idle, could not be loaded again.
+    case reloadFailed(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum EngineError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tokenOutOfRange(let index, let token, let size): return "input \(index) has token id \(token), outside the vocabulary of \(size)"
         case .outOfMemory(let bytes): return "could not allocate \(bytes) bytes of workspace"
         case .kernel(let message): return "inference kernel failed: \(message)"
+        case .reloadFailed(let message): return "the model could not be loaded again after an idle unload: \(message)"
         }
     }
 }

@@ -8,22 +8,22 @@ import Tokenizer
 struct EmbeddingRoutes: Sendable {
     let services: ServerServices
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.post("/v1/embeddings") { request, _ in try await openAI(request) }
-        router.post("/v1/m3/embeddings") { request, _ in try await m3(request) }
-        router.post("/v1/sparse-embeddings") { request, _ in try await sparse(request) }
-        router.post("/v1/embeddings:both") { request, _ in try await both(request) }
-        router.post("/v1/embeddings%3Aboth") { request, _ in try await both(request) }
+    func register(on router: Router<ServerRequestContext>) {
+        router.post("/v1/embeddings") { request, context in try await openAI(request, context) }
+        router.post("/v1/m3/embeddings") { request, context in try await m3(request, context) }
+        router.post("/v1/sparse-embeddings") { request, context in try await sparse(request, context) }
+        router.post("/v1/embeddings:both") { request, context in try await both(request, context) }
+        router.post("/v1/embeddings%3Aboth") { request, context in try await both(request, context) }
     }
 
-    private func openAI(_ request: Request) async throws -> Response {
+    private func openAI(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         var request = request
         let body = try await request.decodeJSON(OpenAIEmbeddingRequest.self, maxBytes: services.limits.maxBodyBytes)
         let format = body.encoding_format ?? "float"
         guard format == "float" || format == "base64" else {
             throw APIError.invalidRequest("encoding_format must be \"float\" or \"base64\"", param: "encoding_format", code: "invalid_value")
         }
-        let run = try await services.run(body.input, outputs: .dense)
+        let run = try await services.run(body.input, outputs: .dense, connection: context.connection)
         let width = try dimensions(body.dimensions, available: run.model.dimension)
         var data: [String] = []
         for (index, embedding) in run.embeddings.enumerated() {
@@ -40,7 +40,7 @@ struct EmbeddingRoutes: Sendable {
         return services.json("{\"object\":\"list\",\"data\":[\(data.joined(separator: ","))],\"model\":\(JSONOutput.string(services.limits.modelName)),\(run.usageJSON)}", run: run)
     }
 
-    private func m3(_ request: Request) async throws -> Response {
+    private func m3(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         var request = request
         let body = try await request.decodeJSON(M3EmbeddingRequest.self, maxBytes: services.limits.maxBodyBytes)
         var outputs: EmbeddingOutputs = []
@@ -54,7 +54,7 @@ struct EmbeddingRoutes: Sendable {
         }
         let options = body.sparse_options
         try validate(options?.top_k, options?.min_weight, prefix: "sparse_options.")
-        let run = try await services.run(body.input, outputs: outputs, maxLength: body.max_length, truncate: body.truncate ?? true,
+        let run = try await services.run(body.input, outputs: outputs, connection: context.connection, maxLength: body.max_length, truncate: body.truncate ?? true,
                                          withTexts: options?.return_tokens ?? false)
         var data: [String] = []
         for (index, embedding) in run.embeddings.enumerated() {
@@ -78,11 +78,11 @@ struct EmbeddingRoutes: Sendable {
         return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(run.usageJSON)}", run: run)
     }
 
-    private func sparse(_ request: Request) async throws -> Response {
+    private func sparse(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         var request = request
         let body = try await request.decodeJSON(SparseEmbeddingRequest.self, maxBytes: services.limits.maxBodyBytes)
         try validate(body.top_k, body.min_weight, prefix: "")
-        let run = try await services.run(body.input, outputs: .sparse)
+        let run = try await services.run(body.input, outputs: .sparse, connection: context.connection)
         let data = run.embeddings.enumerated().map { index, embedding in
             "{\"index\":\(index),\"sparse_values\":" + sparseJSON(embedding.sparse ?? SparseEmbedding(ids: [], weights: []), topK: body.top_k,
                                                                   minWeight: body.min_weight, tokens: (body.return_tokens ?? false) ? run.model.tokenizer : nil) + "}"
@@ -90,10 +90,10 @@ struct EmbeddingRoutes: Sendable {
         return services.json("{\"object\":\"list\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"data\":[\(data.joined(separator: ","))],\(run.usageJSON)}", run: run)
     }
 
-    private func both(_ request: Request) async throws -> Response {
+    private func both(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         var request = request
         let body = try await request.decodeJSON(BothEmbeddingRequest.self, maxBytes: services.limits.maxBodyBytes)
-        let run = try await services.run(body.input, outputs: [.dense, .sparse])
+        let run = try await services.run(body.input, outputs: [.dense, .sparse], connection: context.connection)
         let data = run.embeddings.enumerated().map { index, embedding in
             "{\"index\":\(index),\"embedding\":\(JSONOutput.floats(embedding.dense ?? [])),\"sparse_values\":"
                 + sparseJSON(embedding.sparse ?? SparseEmbedding(ids: [], weights: []), topK: nil, minWeight: nil, tokens: nil) + "}"

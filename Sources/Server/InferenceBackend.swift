@@ -1,16 +1,15 @@
-import Dispatch
 import Engine
 import Foundation
 import Hummingbird
+import Scheduling
 
 /// Runs encoder work for HTTP requests: the seam between the HTTP layer and scheduling.
-///
-/// The memory-aware scheduler (cross-request batching within a memory budget) will implement
-/// this protocol; ``SerialInferenceQueue`` is the simple bounded queue behind it for now.
 public protocol InferenceBackend: Sendable {
     /// Encodes one request's sequences, in order. Throws ``APIError`` for a full queue (429), a
-    /// passed deadline (504) or a model still loading past the deadline (503).
-    func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant) async throws -> InferenceResult
+    /// passed deadline (504), a model still loading past the deadline (503), an input too large for
+    /// the memory budget (413), or a client that went away.
+    func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant,
+                isAbandoned: @escaping @Sendable () -> Bool) async throws -> InferenceResult
 }
 
 /// Embeddings of one request and where its time went.
@@ -28,79 +27,85 @@ public struct InferenceResult: Sendable {
     }
 }
 
-/// One request at a time, on a dedicated thread (never on Swift's cooperative pool), with a
-/// bounded number of requests waiting.
-public final class SerialInferenceQueue: InferenceBackend, @unchecked Sendable {
-    private let state: ModelState
-    private let capacity: Int
-    private let queue = DispatchQueue(label: "bgem3.inference", qos: .userInitiated)
-    private let lock = NSLock()
-    private var waiting = 0
+/// The memory-aware ``BatchScheduler`` behind the HTTP routes, with its errors in OpenAI's shape.
+public struct ScheduledBackend: InferenceBackend {
+    let state: ModelState
 
-    public init(state: ModelState, capacity: Int) {
+    public init(state: ModelState) {
         self.state = state
-        self.capacity = capacity
     }
 
-    public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant) async throws -> InferenceResult {
+    public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, deadline: ContinuousClock.Instant,
+                       isAbandoned: @escaping @Sendable () -> Bool) async throws -> InferenceResult {
         let arrived = ContinuousClock.now
-        let model = try await state.model(before: deadline)
-        let admitted = lock.withLock { () -> Bool in
-            guard waiting < capacity else { return false }
-            waiting += 1
-            ServerMetrics.queueDepth(waiting)
-            return true
+        let scheduler = try await state.scheduler(before: deadline)
+        let waitedForModel = (ContinuousClock.now - arrived).milliseconds / 1000
+        do {
+            let result = try await scheduler.submit(sequences, outputs: outputs, deadline: deadline, isAbandoned: isAbandoned)
+            return InferenceResult(embeddings: result.embeddings, queueSeconds: waitedForModel + result.queueSeconds,
+                                   inferenceSeconds: result.inferenceSeconds)
+        } catch let error as SchedulingError {
+            throw APIError(error)
         }
-        guard admitted else {
-            throw APIError(status: .tooManyRequests, message: "the queue is full (\(capacity) requests); retry shortly",
-                           type: "rate_limit_error", code: "queue_full")
-        }
-        defer {
-            lock.withLock {
-                waiting -= 1
-                ServerMetrics.queueDepth(waiting)
-            }
-        }
-        return try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                let started = ContinuousClock.now
-                guard started < deadline else {
-                    continuation.resume(throwing: APIError(status: .gatewayTimeout, message: "the request's deadline passed while it waited",
-                                                           type: "timeout_error", code: "deadline_exceeded"))
-                    return
-                }
-                do {
-                    let embeddings = try model.encode(sequences, outputs: outputs)
-                    continuation.resume(returning: InferenceResult(
-                        embeddings: embeddings, queueSeconds: (started - arrived).milliseconds / 1000,
-                        inferenceSeconds: (ContinuousClock.now - started).milliseconds / 1000))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+    }
+}
+
+extension APIError {
+    init(_ error: SchedulingError) {
+        switch error {
+        case .queueFull:
+            self.init(status: .tooManyRequests, message: error.description, type: "rate_limit_error", code: "queue_full")
+        case .deadlineExceeded:
+            self.init(status: .gatewayTimeout, message: error.description, type: "timeout_error", code: "deadline_exceeded")
+        case .cancelled:
+            self.init(status: .serviceUnavailable, message: error.description, type: "server_error", code: "cancelled")
+        case .inputTooLarge:
+            self.init(status: .contentTooLarge, message: error.description, type: "invalid_request_error", code: "input_exceeds_memory_budget")
+        case .engine(let engineError):
+            switch engineError {
+            case .outOfMemory:
+                self.init(status: .serviceUnavailable, message: engineError.description, type: "server_error", code: "out_of_memory")
+            case .kernel, .reloadFailed:
+                self.init(status: .internalServerError, message: engineError.description, type: "server_error", code: "inference_failed")
+            default:
+                self.init(status: .badRequest, message: engineError.description, type: "invalid_request_error", code: "invalid_input")
             }
         }
     }
 }
 
-/// The model once it is loaded; requests that arrive earlier wait for it within their deadline.
+/// The model and its scheduler once loaded, and how far start-up has come. Requests that arrive
+/// earlier wait within their deadline: for the model (to tokenise), then in the scheduler's queue
+/// until the memory probe and warm-up are done.
 public actor ModelState {
     public enum Phase: Sendable, Equatable {
+        /// Loading the weights.
         case loading
+        /// Loaded; measuring memory (probe) and warming up. Requests queue.
+        case probing
         case ready
         case failed(String)
     }
 
     public private(set) var phase: Phase = .loading
-    private var loaded: BGEM3Model?
-    private var waiters: [UUID: CheckedContinuation<BGEM3Model, any Error>] = [:]
+    public private(set) var memoryPlan: MemoryPlan?
+    private var loaded: (model: BGEM3Model, scheduler: BatchScheduler)?
+    private var waiters: [UUID: CheckedContinuation<(model: BGEM3Model, scheduler: BatchScheduler), any Error>] = [:]
 
     public init() {}
 
-    public func finishLoading(_ model: BGEM3Model) {
-        loaded = model
-        phase = .ready
-        for waiter in waiters.values { waiter.resume(returning: model) }
+    /// The model is loaded: requests may tokenise and queue; the scheduler is still closed.
+    public func finishLoading(_ model: BGEM3Model, scheduler: BatchScheduler) {
+        loaded = (model, scheduler)
+        phase = .probing
+        for waiter in waiters.values { waiter.resume(returning: (model, scheduler)) }
         waiters.removeAll()
+    }
+
+    /// Memory model and warm-up done: `/ready` answers 200.
+    public func finishStarting(_ plan: MemoryPlan) {
+        memoryPlan = plan
+        phase = .ready
     }
 
     public func failLoading(_ message: String) {
@@ -110,10 +115,19 @@ public actor ModelState {
         waiters.removeAll()
     }
 
-    public var model: BGEM3Model? { loaded }
+    public var model: BGEM3Model? { loaded?.model }
+    public var scheduler: BatchScheduler? { loaded?.scheduler }
 
     /// The model, waiting for it to load until `deadline`.
     func model(before deadline: ContinuousClock.Instant) async throws -> BGEM3Model {
+        try await components(before: deadline).model
+    }
+
+    func scheduler(before deadline: ContinuousClock.Instant) async throws -> BatchScheduler {
+        try await components(before: deadline).scheduler
+    }
+
+    private func components(before deadline: ContinuousClock.Instant) async throws -> (model: BGEM3Model, scheduler: BatchScheduler) {
         if let loaded { return loaded }
         if case .failed(let message) = phase {
             throw APIError(status: .serviceUnavailable, message: "the model failed to load: \(message)", type: "server_error", code: "model_load_failed")

@@ -2,13 +2,14 @@ import Engine
 import Tokenizer
 import Foundation
 import Hummingbird
+import Scheduling
 
 /// Health, readiness, liveness, models and info.
 struct OperationRoutes: Sendable {
     let services: ServerServices
     let version: String
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerRequestContext>) {
         router.get("/live") { _, _ in services.json("{\"status\":\"ok\"}") }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
@@ -26,9 +27,25 @@ struct OperationRoutes: Sendable {
         }
         router.get("/health") { _, _ in
             let phase = await services.state.phase
+            let plan = await services.state.memoryPlan
+            let scheduler = await services.state.scheduler
             let live = phase == .ready ? 1 : 0
-            let body = "{\"status\":\(JSONOutput.string(phase == .ready ? "ok" : Self.name(phase))),\"workers\":{\"live\":\(live),\"total\":1}}"
-            return services.json(body, status: phase == .ready ? .ok : .serviceUnavailable)
+            var fields = ["\"status\":\(JSONOutput.string(phase == .ready ? "ok" : Self.name(phase)))",
+                          "\"stage\":\(JSONOutput.string(Self.stage(phase)))",
+                          "\"workers\":{\"live\":\(live),\"total\":1}"]
+            if let plan {
+                fields.append("\"probe\":{\"status\":\(JSONOutput.string(plan.status.rawValue)),\"a\":\(plan.cost.a),\"b\":\(plan.cost.b)"
+                              + (plan.fallback.map { ",\"fallback\":\(JSONOutput.string($0.rawValue))" } ?? "") + "}")
+                fields.append("\"memory\":{\"limit_bytes\":\(plan.limit.bytes),\"limit_source\":\(JSONOutput.string(plan.limit.source.rawValue)),"
+                              + "\"resident_at_start_bytes\":\(plan.residentBytes),\"budget_bytes\":\(plan.budgetBytes),"
+                              + "\"rss_bytes\":\(ProcessMemory.residentBytes ?? 0),\"workspace_bytes\":\(scheduler?.retainedWorkspaceBytes ?? 0)}")
+            } else {
+                fields.append("\"probe\":{\"status\":\(JSONOutput.string(phase == .probing ? "running" : "pending"))}")
+            }
+            if let scheduler {
+                fields.append("\"queue_depth\":\(scheduler.queueDepth),\"oom_splits\":\(scheduler.oomSplitCount)")
+            }
+            return services.json("{" + fields.joined(separator: ",") + "}", status: phase == .ready ? .ok : .serviceUnavailable)
         }
         router.get("/v1/models") { _, _ in
             let created = Int(services.startedAt.timeIntervalSince1970)
@@ -54,11 +71,22 @@ struct OperationRoutes: Sendable {
         }
     }
 
+    /// `/ready`'s and `/health`'s status: loading until the model, the memory model and the
+    /// warm-up are done.
     private static func name(_ phase: ModelState.Phase) -> String {
         switch phase {
-        case .loading: return "loading"
+        case .loading, .probing: return "loading"
         case .ready: return "ok"
         case .failed: return "fail"
+        }
+    }
+
+    private static func stage(_ phase: ModelState.Phase) -> String {
+        switch phase {
+        case .loading: return "loading model"
+        case .probing: return "measuring memory and warming up"
+        case .ready: return "serving"
+        case .failed(let message): return message
         }
     }
 }
@@ -67,7 +95,7 @@ struct OperationRoutes: Sendable {
 struct TokenizeRoute: Sendable {
     let services: ServerServices
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<ServerRequestContext>) {
         router.post("/tokenize") { request, _ in
             var request = request
             let body = try await request.decodeJSON(TokenizeRequest.self, maxBytes: services.limits.maxBodyBytes)

@@ -6,7 +6,7 @@ import Logging
 /// Every request: an `X-Request-ID` (echoed or made), the optional bearer key (compared in
 /// constant time), errors turned into OpenAI's shape, and one log line.
 struct RequestMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = ServerRequestContext
     let apiKey: String?
     let logger: Logger
 

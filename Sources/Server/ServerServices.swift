@@ -39,7 +39,8 @@ public struct ServerServices: Sendable {
     }
 
     /// Tokenises, encodes and times one request.
-    func run(_ input: EmbeddingInput, outputs: EmbeddingOutputs, maxLength: Int? = nil, truncate: Bool = true,
+    /// - Parameter connection: the client's connection; its inputs are dropped if it goes away.
+    func run(_ input: EmbeddingInput, outputs: EmbeddingOutputs, connection: ConnectionStatus, maxLength: Int? = nil, truncate: Bool = true,
              withTexts: Bool = false) async throws -> InferenceRun {
         let deadline = self.deadline
         let model = try await self.model(before: deadline)
@@ -49,19 +50,7 @@ public struct ServerServices: Sendable {
         }
         let inputs = try PreparedInputs.prepare(input, tokenizer: model.tokenizer, limits: limits, maxLength: maxLength ?? limit,
                                                 truncate: truncate, withTexts: withTexts)
-        let result: InferenceResult
-        do {
-            result = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline)
-        } catch let error as EngineError {
-            switch error {
-            case .outOfMemory:
-                throw APIError(status: .serviceUnavailable, message: error.description, type: "server_error", code: "out_of_memory")
-            case .kernel:
-                throw APIError(status: .internalServerError, message: error.description, type: "server_error", code: "inference_failed")
-            default:
-                throw APIError.invalidRequest(error.description, code: "invalid_input")
-            }
-        }
+        let result = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline, isAbandoned: { connection.isGone })
         ServerMetrics.inference(sequences: inputs.sequences.count, tokens: inputs.tokenCount,
                                 truncated: inputs.truncated.filter { $0 }.count, seconds: result.inferenceSeconds, queueSeconds: result.queueSeconds)
         return InferenceRun(model: model, inputs: inputs, embeddings: result.embeddings, queueMilliseconds: result.queueSeconds * 1000,

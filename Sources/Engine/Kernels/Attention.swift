@@ -52,49 +52,94 @@ struct BlockedAttention {
     /// - Parameters:
     ///   - sequences: start row and length of each sequence in `qkv` and `context`.
     ///   - scratch: at least ``scratchBytes(longest:)`` bytes.
+    ///   - checkpoint: called between rounds of about ``roundWork`` row·key products per thread
+    ///     (a few milliseconds), outside any parallel region, so that a scheduler can run urgent work
+    ///     in the middle of a long batch. Without it, everything runs in one round.
     func run(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
-             scratch: UnsafeMutableRawPointer) {
+             scratch: UnsafeMutableRawPointer, checkpoint: (() -> Void)? = nil) {
         let longest = sequences.map(\.length).max() ?? 0
         guard longest > 0 else { return }
-        var items: [(start: Int, length: Int, head: Int)] = []
+        var items: [Item] = []
         items.reserveCapacity(sequences.count * heads)
         for sequence in sequences where sequence.length > 0 {
-            for head in 0..<heads { items.append((sequence.start, sequence.length, head)) }
+            for head in 0..<heads { items.append(Item(start: sequence.start, length: sequence.length, head: head)) }
         }
         // Longest first, so the threads finish together.
         items.sort { $0.length > $1.length }
         let perThread = floatsPerThread(longest: longest)
         let workers = min(threads, items.count)
+        // Each worker takes items worker, worker + workers, …; its progress survives between rounds
+        // (as does its scratch, where the current head's keys and values stay packed).
+        var progress = [Progress](repeating: Progress(), count: workers)
         let shared = Shared((qkv: qkv, context: context, scratch: scratch.bindMemory(to: Float.self, capacity: perThread * workers)))
         let workItems = items
         let kernel = self
-        runWorkers(workers) { worker in
-            let (qkv, context, scratch) = shared.value
-            var index = worker
-            while index < workItems.count {
-                let item = workItems[index]
-                kernel.attend(qkv: qkv, context: context, start: item.start, length: item.length, head: item.head,
-                              scratch: scratch + worker * perThread)
-                index += workers
+        let budget = checkpoint == nil ? Int.max : Self.roundWork
+        while true {
+            progress.withUnsafeMutableBufferPointer { buffer in
+                let states = Shared(buffer)
+                runWorkers(workers) { worker in
+                    let (qkv, context, scratch) = shared.value
+                    kernel.advance(&states.value[worker], worker: worker, workers: workers, items: workItems, budget: budget,
+                                   qkv: qkv, context: context, scratch: scratch + worker * perThread)
+                }
+            }
+            if progress.allSatisfy({ $0.item >= workItems.count }) { break }
+            checkpoint?()
+        }
+    }
+
+    /// Row·key products one thread computes per round when rounds are asked for: about 1 GFLOP,
+    /// 5-20 ms on one core.
+    static let roundWork = 4 << 20
+
+    /// One (sequence, head) pair.
+    private struct Item {
+        var start: Int
+        var length: Int
+        var head: Int
+    }
+
+    /// Where a worker is: its current item and the next query row in it.
+    private struct Progress {
+        var item = -1
+        var row = 0
+        var packed = false
+    }
+
+    /// Computes query blocks of this worker's items until about `budget` row·key products are done
+    /// (at least one block) or its items are finished.
+    private func advance(_ state: inout Progress, worker: Int, workers: Int, items: [Item], budget: Int,
+                         qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        if state.item < 0 { state.item = worker }
+        var done = 0
+        while state.item < items.count && done < budget {
+            let item = items[state.item]
+            if !state.packed {
+                packKeysAndValues(qkv: qkv, start: item.start, length: item.length, head: item.head, scratch: scratch)
+                state.packed = true
+            }
+            let blockRows = rowsPerBlock(length: item.length)
+            let wanted = budget == Int.max ? item.length : max(blockRows, (budget - done) / item.length / blockRows * blockRows)
+            let end = min(item.length, state.row + wanted)
+            attend(qkv: qkv, context: context, start: item.start, length: item.length, head: item.head, rows: state.row..<end, scratch: scratch)
+            done += (end - state.row) * item.length
+            state.row = end
+            if end == item.length {
+                state.item += workers
+                state.row = 0
+                state.packed = false
             }
         }
     }
 
-    /// One head of one sequence.
-    private func attend(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, length: Int, head: Int,
-                        scratch: UnsafeMutablePointer<Float>) {
+    /// Copies one head's keys and values into the panels at the start of `scratch`.
+    private func packKeysAndValues(qkv: UnsafePointer<Float>, start: Int, length: Int, head: Int, scratch: UnsafeMutablePointer<Float>) {
         let stride = 3 * hidden
         let d = headSize
         let paddedKeys = (length + 15) & ~15
         let keysT = scratch                                   // paddedKeys/16 panels of d × 16
         let packedValues = keysT + d * paddedKeys              // paddedKeys × d
-        let scores = packedValues + d * paddedKeys             // queryBlock × keyBlock
-        let queries = scores + queryBlock * keyBlock           // queryBlock × d
-        let output = queries + queryBlock * d                  // queryBlock × d
-        let rowMax = output + queryBlock * d                   // queryBlock
-        let rowSum = rowMax + queryBlock                       // queryBlock
-        let scale = 1 / Float(d).squareRoot()
-
         // Keys in panels of 16: within a panel, the 16 keys' values of one dimension are contiguous.
         for j in 0..<paddedKeys {
             let panel = keysT + (j >> 4) * (d * 16) + (j & 15)
@@ -108,11 +153,27 @@ struct BlockedAttention {
         for j in 0..<length {
             (packedValues + j * d).update(from: qkv + (start + j) * stride + 2 * hidden + head * d, count: d)
         }
+    }
+
+    /// Query rows `rows` of one head of one sequence, whose keys and values are already packed in `scratch`.
+    private func attend(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, start: Int, length: Int, head: Int,
+                        rows queryRows: Range<Int>, scratch: UnsafeMutablePointer<Float>) {
+        let stride = 3 * hidden
+        let d = headSize
+        let paddedKeys = (length + 15) & ~15
+        let keysT = scratch
+        let packedValues = keysT + d * paddedKeys
+        let scores = packedValues + d * paddedKeys             // queryBlock × keyBlock
+        let queries = scores + queryBlock * keyBlock           // queryBlock × d
+        let output = queries + queryBlock * d                  // queryBlock × d
+        let rowMax = output + queryBlock * d                   // queryBlock
+        let rowSum = rowMax + queryBlock                       // queryBlock
+        let scale = 1 / Float(d).squareRoot()
 
         let blockRows = rowsPerBlock(length: length)
-        var firstRow = 0
-        while firstRow < length {
-            let rows = min(blockRows, length - firstRow)
+        var firstRow = queryRows.lowerBound
+        while firstRow < queryRows.upperBound {
+            let rows = min(blockRows, queryRows.upperBound - firstRow)
             let paddedRows = (rows + 3) & ~3
             for r in 0..<paddedRows {
                 let target = queries + r * d

@@ -24,3 +24,18 @@ public enum AttentionTiming {
         return times.dropFirst().sorted()[runs / 2]
     }
 }
+
+/// A nanosecond total that several threads may add to and one reads and resets.
+final class NanosecondCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total: UInt64 = 0
+
+    func add(_ nanoseconds: UInt64) { lock.withLock { total += nanoseconds } }
+
+    func take() -> UInt64 {
+        lock.withLock {
+            defer { total = 0 }
+            return total
+        }
+    }
+}

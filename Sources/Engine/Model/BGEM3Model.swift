@@ -15,21 +15,28 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     public let threads: Int
     /// The weights file that was loaded.
     public let weightsFile: URL
-    let encoder: TransformerEncoder
-    let heads: M3Heads
-    private let workspace = Workspace()
+    /// Bytes of packed layer weights held in memory while loaded (embeddings are read from the file map).
+    public let packedWeightBytes: Int
+    /// The implementation oneDNN chose for the largest matrix product (for logs and benchmarks).
+    public let matmulImplementation: String
+    private let runtime: OneDNNRuntime
+    /// Width of the ColBERT vectors (from `colbert_linear.pt`).
+    private let colbertDimension: Int
+    private let excludedSparseIDs: Set<Int32>
+    /// Sizes workspaces without the weights, so a plan is available while they are unloaded.
+    private let attentionShape: BlockedAttention
+    /// The weights; nil after ``unloadWeights()`` until the next pass loads them again.
+    private var network: Network?
+    private let networkLock = NSLock()
+    /// The workspace of ``encode(_:outputs:)``, whose calls take turns.
+    private let ownWorkspace = EncoderWorkspace()
     private let lock = NSLock()
-    /// Keeps the checkpoint maps alive: embeddings are read from them.
-    private let files: [any WeightFile]
 
     public var dimension: Int { config.hiddenSize }
     public var maximumSequenceLength: Int { config.maximumSequenceLength }
 
-    /// Bytes of packed layer weights held in memory (embeddings are read from the file map).
-    public var packedWeightBytes: Int { encoder.weights.packedBytes + heads.colbert.residentBytes }
-
-    /// The implementation oneDNN chose for the largest matrix product (for logs and benchmarks).
-    public var matmulImplementation: String { encoder.weights.layers.first?.intermediate.implementation ?? "none" }
+    /// Whether the weights are in memory now.
+    public var isLoaded: Bool { networkLock.withLock { network != nil } }
 
     public init(directory: URL, threads: Int? = nil) throws(WeightLoadError) {
         self.directory = directory
@@ -46,7 +53,6 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         guard tokenizer.vocabularySize <= config.vocabularySize else {
             throw .invalidConfig(file: tokenizerURL.path, reason: "the tokenizer has \(tokenizer.vocabularySize) ids but config.json's vocab_size is \(config.vocabularySize)")
         }
-        let runtime: OneDNNRuntime
         do { runtime = try OneDNNRuntime.shared(threads: threads) } catch {
             throw .unreadable(file: directory.path, reason: "the matrix library did not start: \(error)")
         }
@@ -55,23 +61,34 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
             throw .missingFile(path: candidates[0].path, purpose: "model weights: model.safetensors or pytorch_model.bin")
         }
         weightsFile = weightsURL
-        let weights = try openWeightFile(at: weightsURL)
-        let sparseURL = directory.appendingPathComponent("sparse_linear.pt")
-        let colbertURL = directory.appendingPathComponent("colbert_linear.pt")
-        for (url, purpose) in [(sparseURL, "the sparse head; BGE-M3 ships it next to the weights"),
-                               (colbertURL, "the ColBERT head; BGE-M3 ships it next to the weights")]
-        where !FileManager.default.fileExists(atPath: url.path) {
-            throw .missingFile(path: url.path, purpose: purpose)
+        excludedSparseIDs = Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer)
+        attentionShape = BlockedAttention(heads: config.heads, headSize: config.headSize, threads: threads)
+        let network = try Network(directory: directory, weightsFile: weightsURL, config: config, threads: threads,
+                                  excludedSparseIDs: excludedSparseIDs, runtime: runtime)
+        packedWeightBytes = network.encoder.weights.packedBytes + network.heads.colbert.residentBytes
+        colbertDimension = network.heads.colbertDimension
+        matmulImplementation = network.encoder.weights.layers.first?.intermediate.implementation ?? "none"
+        self.network = network
+    }
+
+    /// Frees the weights (idle unload); the next pass loads them again from the same files.
+    public func unloadWeights() {
+        networkLock.withLock { network = nil }
+    }
+
+    /// The weights, loading them again if they were unloaded.
+    private func loadedNetwork() throws(EngineError) -> Network {
+        networkLock.lock()
+        defer { networkLock.unlock() }
+        if let network { return network }
+        do {
+            let loaded = try Network(directory: directory, weightsFile: weightsFile, config: config, threads: threads,
+                                     excludedSparseIDs: excludedSparseIDs, runtime: runtime)
+            network = loaded
+            return loaded
+        } catch {
+            throw .reloadFailed(error.description)
         }
-        let sparse = try openWeightFile(at: sparseURL)
-        let colbert = try openWeightFile(at: colbertURL)
-        encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, runtime: runtime),
-                                     threads: threads)
-        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize,
-                            excludedSparseIDs: Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer), runtime: runtime)
-        files = [weights, sparse, colbert]
-        // Layer weights now live in packed copies; embeddings are read from the map on demand.
-        for file in files { file.releaseResidentPages() }
     }
 
     /// The ids FlagEmbedding never weights: the tokenizer's cls, eos, pad and unk tokens.
@@ -94,29 +111,42 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     }
 
     private func plan(lengths: [Int], outputs: EmbeddingOutputs) -> WorkspacePlan {
-        var plan = encoder.plan(lengths: lengths)
-        if outputs.contains(.colbert) { plan.multiVector = lengths.reduce(0, +) * heads.colbertDimension * MemoryLayout<Float>.size }
+        var plan = TransformerEncoder.plan(lengths: lengths, config: config, attention: attentionShape)
+        if outputs.contains(.colbert) { plan.multiVector = lengths.reduce(0, +) * colbertDimension * MemoryLayout<Float>.size }
         return plan
     }
 
     /// Seconds spent in matrix products (layers and ColBERT head) since the last call.
     public func takeMatmulSeconds() -> Double {
-        encoder.weights.layers.reduce(0) {
+        guard let network = networkLock.withLock({ network }) else { return 0 }
+        return network.encoder.weights.layers.reduce(0) {
             $0 + $1.queryKeyValue.takeElapsed() + $1.attentionOutput.takeElapsed() + $1.intermediate.takeElapsed() + $1.output.takeElapsed()
-        } + heads.colbert.takeElapsed()
+        } + network.heads.colbert.takeElapsed()
     }
 
     /// Seconds spent in attention since the last call.
     public func takeAttentionSeconds() -> Double {
-        lock.withLock { encoder.takeAttentionSeconds() }
+        networkLock.withLock { network }?.encoder.takeAttentionSeconds() ?? 0
     }
 
-    /// Frees the workspace (it grows back on the next batch).
+    /// Frees the workspace of ``encode(_:outputs:)`` (it grows back on the next batch).
     public func releaseWorkspace() {
-        lock.withLock { workspace.release() }
+        lock.withLock { ownWorkspace.release() }
     }
 
+    /// Encodes a batch with the model's own workspace; concurrent calls take turns.
     public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs) throws(EngineError) -> [SequenceEmbedding] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try encode(sequences, outputs: outputs, workspace: ownWorkspace, checkpoint: nil)
+    }
+
+    /// Encodes a batch in the caller's workspace, calling `checkpoint` at safe points every few
+    /// milliseconds. The checkpoint may itself encode another batch, in another workspace, on this
+    /// thread (a scheduler runs urgent work that way inside a long batch); otherwise calls must not
+    /// overlap.
+    public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, workspace: EncoderWorkspace,
+                       checkpoint: (() -> Void)?) throws(EngineError) -> [SequenceEmbedding] {
         for (index, sequence) in sequences.enumerated() {
             guard !sequence.isEmpty else { throw .emptySequence(index: index) }
             guard sequence.count <= maximumSequenceLength else {
@@ -127,10 +157,11 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
             }
         }
         guard !sequences.isEmpty else { return [] }
-        lock.lock()
-        defer { lock.unlock() }
+        let network = try loadedNetwork()
+        let workspace = workspace.storage
         try workspace.reserve(plan(lengths: sequences.map(\.count), outputs: outputs))
-        try encoder.forward(sequences, workspace: workspace)
+        try network.encoder.forward(sequences, workspace: workspace, checkpoint: checkpoint)
+        let heads = network.heads
         let hidden = workspace.hidden.floats
         let h = config.hiddenSize
         let tokens = sequences.reduce(0) { $0 + $1.count }
@@ -169,5 +200,33 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
             start += sequence.count
         }
         return results
+    }
+}
+
+/// The parts of a loaded model that hold its weights: what idle unload frees.
+private final class Network: @unchecked Sendable {
+    let encoder: TransformerEncoder
+    let heads: M3Heads
+    /// Keeps the checkpoint maps alive: embeddings are read from them.
+    let files: [any WeightFile]
+
+    init(directory: URL, weightsFile: URL, config: ModelConfig, threads: Int, excludedSparseIDs: Set<Int32>,
+         runtime: OneDNNRuntime) throws(WeightLoadError) {
+        let weights = try openWeightFile(at: weightsFile)
+        let sparseURL = directory.appendingPathComponent("sparse_linear.pt")
+        let colbertURL = directory.appendingPathComponent("colbert_linear.pt")
+        for (url, purpose) in [(sparseURL, "the sparse head; BGE-M3 ships it next to the weights"),
+                               (colbertURL, "the ColBERT head; BGE-M3 ships it next to the weights")]
+        where !FileManager.default.fileExists(atPath: url.path) {
+            throw .missingFile(path: url.path, purpose: purpose)
+        }
+        let sparse = try openWeightFile(at: sparseURL)
+        let colbert = try openWeightFile(at: colbertURL)
+        encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, runtime: runtime),
+                                     threads: threads)
+        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize, excludedSparseIDs: excludedSparseIDs, runtime: runtime)
+        files = [weights, sparse, colbert]
+        // Layer weights now live in packed copies; embeddings are read from the map on demand.
+        for file in files { file.releaseResidentPages() }
     }
 }

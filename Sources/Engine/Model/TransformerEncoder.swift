@@ -7,16 +7,15 @@ final class TransformerEncoder: @unchecked Sendable {
     let weights: TransformerWeights
     let attention: BlockedAttention
     /// Time spent in attention since the last ``takeAttentionSeconds()``.
-    private var attentionNanoseconds: UInt64 = 0
+    private let attentionNanoseconds = NanosecondCounter()
 
     /// Seconds spent in attention since the last call, and restarts the count.
     func takeAttentionSeconds() -> Double {
-        defer { attentionNanoseconds = 0 }
-        return Double(attentionNanoseconds) / 1e9
+        Double(attentionNanoseconds.take()) / 1e9
     }
 
-    /// Rows of the feed-forward computed at a time, bounding its `rows × intermediate` buffer.
-    let feedForwardRows = 512
+    /// Rows computed at a time by the matrix products (see ``inRowBlocks(_:checkpoint:_:)``).
+    static let rowBlock = 512
 
     init(config: ModelConfig, weights: TransformerWeights, threads: Int) {
         self.config = config
@@ -26,13 +25,18 @@ final class TransformerEncoder: @unchecked Sendable {
 
     /// The exact workspace a batch of these sequence lengths needs.
     func plan(lengths: [Int]) -> WorkspacePlan {
+        Self.plan(lengths: lengths, config: config, attention: attention)
+    }
+
+    /// The exact workspace of a batch, from the shapes alone (no weights needed).
+    static func plan(lengths: [Int], config: ModelConfig, attention: BlockedAttention) -> WorkspacePlan {
         let tokens = lengths.reduce(0, +)
         let longest = lengths.max() ?? 0
         let h = config.hiddenSize
         let f = MemoryLayout<Float>.size
         return WorkspacePlan(
             hidden: tokens * h * f, queryKeyValue: tokens * 3 * h * f, context: tokens * h * f,
-            projected: tokens * h * f, feedForward: min(tokens, feedForwardRows) * config.intermediateSize * f,
+            projected: tokens * h * f, feedForward: min(tokens, rowBlock) * config.intermediateSize * f,
             attentionScratch: attention.scratchBytes(longest: longest))
     }
 
@@ -49,8 +53,10 @@ final class TransformerEncoder: @unchecked Sendable {
     }
 
     /// Runs the encoder; the last hidden states end up in `workspace.hidden` (`tokens × hidden`).
-    /// The workspace must already hold ``plan(lengths:)`` for these sequences.
-    func forward(_ sequences: [[Int32]], workspace: Workspace) throws(EngineError) {
+    /// The workspace must already hold ``plan(lengths:)`` for these sequences. `checkpoint` is
+    /// called at safe points (between row blocks and attention rounds); it may run another forward
+    /// pass with another workspace on this thread.
+    func forward(_ sequences: [[Int32]], workspace: Workspace, checkpoint: (() -> Void)? = nil) throws(EngineError) {
         let h = config.hiddenSize
         let hidden = workspace.hidden.floats
         var spans: [(start: Int, length: Int)] = []
@@ -77,25 +83,39 @@ final class TransformerEncoder: @unchecked Sendable {
         let tokens = row
         do {
             for layer in weights.layers {
-                try layer.queryKeyValue.run(rows: tokens, input: hidden, output: workspace.queryKeyValue.floats)
+                try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
+                    try layer.queryKeyValue.run(rows: rows, input: hidden + start * h, output: workspace.queryKeyValue.floats + start * 3 * h)
+                }
                 let attentionStart = DispatchTime.now().uptimeNanoseconds
                 attention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: spans,
-                              scratch: workspace.attentionScratch.pointer!)
-                attentionNanoseconds += DispatchTime.now().uptimeNanoseconds - attentionStart
-                try layer.attentionOutput.run(rows: tokens, input: workspace.context.floats, output: workspace.projected.floats)
+                              scratch: workspace.attentionScratch.pointer!, checkpoint: checkpoint)
+                attentionNanoseconds.add(DispatchTime.now().uptimeNanoseconds - attentionStart)
+                try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
+                    try layer.attentionOutput.run(rows: rows, input: workspace.context.floats + start * h, output: workspace.projected.floats + start * h)
+                }
                 normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.attentionNorm)
-                var start = 0
-                while start < tokens {
-                    let rows = min(feedForwardRows, tokens - start)
-                    let block = hidden + start * h
-                    try layer.intermediate.run(rows: rows, input: block, output: workspace.feedForward.floats)
+                try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
+                    try layer.intermediate.run(rows: rows, input: hidden + start * h, output: workspace.feedForward.floats)
                     try layer.output.run(rows: rows, input: workspace.feedForward.floats, output: workspace.projected.floats + start * h)
-                    start += rows
                 }
                 normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.outputNorm)
             }
         } catch {
             throw .kernel(error.description)
+        }
+    }
+
+    /// Runs `body(start, rows)` over `tokens` rows in blocks of ``rowBlock`` rows, calling `checkpoint`
+    /// between blocks. Blocks bound the feed-forward buffer and give a scheduler a safe point every
+    /// few milliseconds; 512 rows keep the matrix products at full speed.
+    private func inRowBlocks(_ tokens: Int, checkpoint: (() -> Void)?,
+                             _ body: (_ start: Int, _ rows: Int) throws(OneDNNError) -> Void) throws(OneDNNError) {
+        var start = 0
+        while start < tokens {
+            let rows = min(Self.rowBlock, tokens - start)
+            try body(start, rows)
+            start += rows
+            if start < tokens { checkpoint?() }
         }
     }
 

@@ -13,8 +13,21 @@ final class Workspace {
     private(set) var attentionScratch = GrowableBuffer()
     private(set) var multiVector = GrowableBuffer()
 
+    /// Bytes held now: what a scheduler's memory accounting sees of this workspace.
+    var retainedBytes: Int {
+        [hidden, queryKeyValue, context, projected, feedForward, attentionScratch, multiVector].reduce(0) { $0 + $1.capacity }
+    }
+
     /// Makes every buffer at least as large as the plan needs.
+    ///
+    /// When any buffer must grow, all are released and allocated to exactly the plan: keeping each
+    /// buffer's largest size across different batches could hold more than any one batch needs
+    /// (many short sequences grow one buffer, one long sequence another), and the scheduler's
+    /// budget is per batch.
     func reserve(_ plan: WorkspacePlan) throws(EngineError) {
+        let sizes = [plan.hidden, plan.queryKeyValue, plan.context, plan.projected, plan.feedForward, plan.attentionScratch, plan.multiVector]
+        let buffers = [hidden, queryKeyValue, context, projected, feedForward, attentionScratch, multiVector]
+        if zip(buffers, sizes).contains(where: { $0.capacity < $1 }) { release() }
         try hidden.reserve(bytes: plan.hidden)
         try queryKeyValue.reserve(bytes: plan.queryKeyValue)
         try context.reserve(bytes: plan.context)
@@ -28,6 +41,21 @@ final class Workspace {
     func release() {
         for buffer in [hidden, queryKeyValue, context, projected, feedForward, attentionScratch, multiVector] { buffer.release() }
     }
+}
+
+/// The buffers of one forward pass, owned by a caller that runs several passes side by side: a
+/// scheduler keeps one for bulk batches and one for the urgent batches it runs inside their
+/// checkpoints. A workspace is used by one pass at a time.
+public final class EncoderWorkspace: @unchecked Sendable {
+    let storage = Workspace()
+
+    public init() {}
+
+    /// Bytes held now.
+    public var retainedBytes: Int { storage.retainedBytes }
+
+    /// Returns the memory (it grows back on the next pass).
+    public func release() { storage.release() }
 }
 
 /// Byte sizes of the workspace for one batch shape.

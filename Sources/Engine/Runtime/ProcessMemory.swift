@@ -1,3 +1,4 @@
+import COneDNN
 import Foundation
 
 /// This process's memory as the kernel accounts it (`/proc/self/status`).
@@ -14,6 +15,18 @@ public enum ProcessMemory {
         guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
         defer { try? handle.close() }
         return (try? handle.write(contentsOf: Data("5".utf8))) != nil
+    }
+
+    /// Hands freed heap memory back to the system (glibc `malloc_trim`).
+    public static func trimAllocator() {
+        _ = malloc_trim(0)
+    }
+
+    /// Makes allocations of 1 MiB and more always come from (and return to) the system. glibc
+    /// otherwise raises its mmap threshold up to 32 MiB after the first large free, and workspace
+    /// buffers below that then stay in the heap after a batch: the resident set would not come down.
+    public static func configureAllocator() {
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 20)
     }
 
     private static func statusField(_ name: String) -> Int? {

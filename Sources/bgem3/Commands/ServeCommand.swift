@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ModelHub
+import Scheduling
 import Server
 
 struct ServeCommand: AsyncParsableCommand {
@@ -28,6 +29,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Requests waiting for the engine before 429 (BGE_M3_QUEUE_CAPACITY, default 256).") var queueCapacity: Int?
     @Option(name: .long, help: "Seconds before a request gets 504 (BGE_M3_REQUEST_TIMEOUT_SECS, default 60).") var requestTimeoutSecs: Double?
     @Option(name: .long, help: "Require 'Authorization: Bearer KEY' (BGE_M3_API_KEY).") var apiKey: String?
+    @Option(name: .long, help: ArgumentHelp("Memory the server may use, e.g. 4GiB or 3000MB (BGE_M3_MEMORY_LIMIT; default: the cgroup limit, else MemTotal).", valueName: "size")) var memoryLimit: String?
+    @Option(name: .long, help: "Fraction of the memory limit to plan for, 0.1...1 (BGE_M3_MEMORY_SAFETY, default 0.9).") var memorySafety: Double?
+    @Option(name: .long, help: "auto (cached fit, else measure), off (conservative model) or force (measure again) (BGE_M3_PROBE, default auto).") var probe: String?
+    @Option(name: .long, help: ArgumentHelp("Directory of cached probe fits, shareable between replicas (BGE_M3_PROBE_CACHE_DIR, default $XDG_CACHE_HOME/bgem3 or ~/.cache/bgem3).", valueName: "dir")) var probeCacheDir: String?
+    @Option(name: .long, help: "Workspace bytes per token: with --cost-b, replaces the probe (BGE_M3_COST_A).") var costA: Double?
+    @Option(name: .long, help: "Workspace bytes per token² per sequence: with --cost-a, replaces the probe (BGE_M3_COST_B).") var costB: Double?
+    @Option(name: .long, help: "Unload the weights after this many idle seconds, 0 = never; the next request loads them again (BGE_M3_IDLE_TIMEOUT_SECS, default 0).") var idleTimeoutSecs: Double?
     @Option(name: .long, help: "text or json (BGE_M3_LOG_FORMAT, default text).") var logFormat: String?
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (BGE_M3_LOG_LEVEL, default info).") var logLevel: String?
 
@@ -82,8 +90,14 @@ struct ServeCommand: AsyncParsableCommand {
         let threadCount: Int? = threads != nil || settings.string("THREADS") != nil
             ? try settings.integer(threads, "THREADS", default: 1, range: 1...1024) : nil
 
+        let memory = try settings.memory(limit: memoryLimit, safety: memorySafety, probe: probe, cacheDirectory: probeCacheDir, costA: costA, costB: costB)
+        var scheduling = SchedulerSettings()
+        scheduling.queueCapacity = limits.queueCapacity
+        let idle = try settings.double(idleTimeoutSecs, "IDLE_TIMEOUT_SECS", default: 0, range: 0...31_536_000)
+        scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
+
         try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
-                                  limits: limits, version: BGEM3Version.string, logger: logger).run()
+                                  limits: limits, memory: memory, scheduling: scheduling, version: BGEM3Version.string, logger: logger).run()
     }
 }
 
@@ -119,6 +133,48 @@ struct Settings {
             throw ValidationError("\(flag != nil ? "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") : "BGE_M3_" + name) must be one of \(allowed.joined(separator: ", ")), not \(given)")
         }
         return given
+    }
+
+    /// The memory settings of SPEC §5. A `--memory-limit` flag is handed on as
+    /// `BGE_M3_MEMORY_LIMIT`, which ``MemoryLimit/detect(environment:root:procSelfCgroup:memInfo:)`` reads.
+    func memory(limit: String?, safety: Double?, probe: String?, cacheDirectory: String?, costA: Double?, costB: Double?) throws -> MemorySettings {
+        var memory = MemorySettings()
+        if let limit {
+            guard let bytes = MemoryLimit.parseSize(limit), bytes > 0 else {
+                throw ValidationError("--memory-limit must be a size such as 4GiB, 3000MB or 3221225472, not \(limit)")
+            }
+            setenv("BGE_M3_MEMORY_LIMIT", String(bytes), 1)
+        } else if let value = string("MEMORY_LIMIT"), MemoryLimit.parseSize(value) == nil {
+            throw ValidationError("BGE_M3_MEMORY_LIMIT must be a size such as 4GiB, 3000MB or 3221225472, not \(value)")
+        }
+        memory.safety = try double(safety, "MEMORY_SAFETY", default: memory.safety, range: 0.1...1)
+        memory.probe = ProbeMode(rawValue: try choice(probe, "PROBE", default: "auto", allowed: ProbeMode.allCases.map(\.rawValue)))!
+        let a = try costA.map { $0 } ?? string("COST_A").map { value in
+            guard let number = Double(value) else { throw ValidationError("BGE_M3_COST_A must be a number of bytes, not \(value)") }
+            return number
+        }
+        let b = try costB.map { $0 } ?? string("COST_B").map { value in
+            guard let number = Double(value) else { throw ValidationError("BGE_M3_COST_B must be a number of bytes, not \(value)") }
+            return number
+        }
+        switch (a, b) {
+        case (nil, nil): break
+        case let (a?, b?):
+            guard a.isFinite, b.isFinite, a >= 0, b >= 0, a + b > 0 else {
+                throw ValidationError("BGE_M3_COST_A and BGE_M3_COST_B must be finite, >= 0 and not both 0 (got \(a), \(b))")
+            }
+            memory.costOverride = CostModel(a: a, b: b)
+        default:
+            throw ValidationError("set both BGE_M3_COST_A and BGE_M3_COST_B (or --cost-a and --cost-b), or neither")
+        }
+        if let directory = cacheDirectory ?? string("PROBE_CACHE_DIR") {
+            memory.cacheDirectory = URL(fileURLWithPath: directory)
+        } else if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+            memory.cacheDirectory = URL(fileURLWithPath: xdg).appendingPathComponent("bgem3")
+        } else if let home = environment["HOME"], !home.isEmpty {
+            memory.cacheDirectory = URL(fileURLWithPath: home).appendingPathComponent(".cache/bgem3")
+        }
+        return memory
     }
 
     func address(_ flag: String?, default value: String) throws -> (String, Int) {

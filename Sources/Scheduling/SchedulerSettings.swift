@@ -1,0 +1,42 @@
+import Engine
+
+/// How the scheduler forms batches; the server fills it from `BGE_M3_*` settings.
+public struct SchedulerSettings: Sendable {
+    /// Requests admitted and not yet answered before new ones get ``SchedulingError/queueFull(capacity:)``.
+    public var queueCapacity = 256
+    /// How long the first bulk request of a burst waits for others to join its batch.
+    public var batchWindow: Duration = .milliseconds(2)
+    /// A request with at most this many tokens in all is interactive: it goes in a lane of its own
+    /// that runs first, even inside a running bulk batch (at its next safe point).
+    public var interactiveTokens = 2048
+    /// Tokens per batch (bounds how long one batch holds results back).
+    public var maxBatchTokens = 16_384
+    /// Sequences per batch.
+    public var maxBatchSequences = 256
+    /// Unload the weights after this long without work; nil keeps them.
+    public var idleTimeout: Duration?
+
+    public init() {}
+}
+
+/// The memory the scheduler packs batches into.
+public struct SchedulerBudget: Sendable, Equatable {
+    /// Predicts a batch's workspace.
+    public var cost: CostModel
+    /// Workspace bytes per worker (SPEC §5): (limit × safety − resident) / workers.
+    public var bytes: Int
+
+    public init(cost: CostModel, bytes: Int) {
+        self.cost = cost
+        self.bytes = bytes
+    }
+}
+
+/// Embeddings of one request and where its time went.
+public struct ScheduledResult: Sendable {
+    public var embeddings: [SequenceEmbedding]
+    /// From admission to the start of the first batch holding one of its inputs.
+    public var queueSeconds: Double
+    /// From then to the end of the last such batch.
+    public var inferenceSeconds: Double
+}

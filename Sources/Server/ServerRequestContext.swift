@@ -1,0 +1,59 @@
+import Foundation
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The request context of every route: Hummingbird's basics plus the connection, so that work for
+/// a client that has gone away can be dropped.
+struct ServerRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let connection: ConnectionStatus
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        connection = ConnectionStatus(channel: source.channel)
+    }
+}
+
+/// Whether the client of a connection is still there.
+struct ConnectionStatus: Sendable {
+    let channel: any Channel
+
+    /// True once the connection is closed or the client has closed its sending side. HTTP/1.1
+    /// clients do not half-close while they wait for a response, so a closed input means the
+    /// client is gone (Hummingbird keeps such a channel open, so `isActive` alone cannot tell).
+    var isGone: Bool {
+        !channel.isActive || ClosedInputs.shared.contains(ObjectIdentifier(channel))
+    }
+}
+
+/// Notes connections whose input was closed (a handler in every connection's pipeline).
+final class ConnectionWatch: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .some(ChannelEvent.inputClosed) = event as? ChannelEvent {
+            ClosedInputs.shared.insert(ObjectIdentifier(context.channel))
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ClosedInputs.shared.remove(ObjectIdentifier(context.channel))
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ClosedInputs.shared.remove(ObjectIdentifier(context.channel))
+    }
+}
+
+/// Channels whose input is closed and which are still open.
+final class ClosedInputs: Sendable {
+    static let shared = ClosedInputs()
+    private let channels = NIOLockedValueBox(Set<ObjectIdentifier>())
+
+    func insert(_ id: ObjectIdentifier) { channels.withLockedValue { _ = $0.insert(id) } }
+    func remove(_ id: ObjectIdentifier) { channels.withLockedValue { _ = $0.remove(id) } }
+    func contains(_ id: ObjectIdentifier) -> Bool { channels.withLockedValue { $0.contains(id) } }
+}
