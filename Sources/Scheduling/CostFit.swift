@@ -36,9 +36,15 @@ public enum CostFitError: Error, Sendable, Equatable, CustomStringConvertible {
 /// matter as much as the large ones. With two unknowns, non-negative least squares is exact and
 /// small: solve the unconstrained problem; if a coefficient comes out negative, the optimum lies
 /// on a boundary (a = 0 or b = 0), each a one-variable fit, and the better of the two is taken.
-/// The final scaling (never below 1) makes the model an upper bound of what was seen, since
-/// under-predicting a workspace is what runs a container out of memory.
+/// The final scaling (never below 1) makes the model an upper bound of what was seen (within
+/// ``noiseBytes``), since under-predicting a workspace is what runs a container out of memory.
 public enum CostFit {
+    /// What a measurement may exceed the fit by: a single run's fixed costs (a new matrix-product
+    /// kernel is compiled for each new row count, output arrays) that do not grow with the shape,
+    /// and which the budget's safety margin absorbs. Covering them exactly would inflate every
+    /// prediction for large shapes by the small shapes' noise.
+    public static let noiseBytes = 1 << 20
+
     public static func fit(_ measurements: [WorkspaceMeasurement]) throws(CostFitError) -> CostModel {
         for m in measurements where m.bytes <= 0 || m.batch <= 0 || m.length <= 0 { throw .invalidMeasurement(m) }
         let lengths = Set(measurements.map(\.length))
@@ -66,7 +72,9 @@ public enum CostFit {
             throw .degenerate("no finite solution")
         }
         let model = CostModel(a: a, b: b)
-        let cover = measurements.reduce(1.0) { max($0, Double($1.bytes) / (Double($1.batch) * model.bytes(length: $1.length))) }
+        let cover = measurements.reduce(1.0) {
+            max($0, (Double($1.bytes) - Double(Self.noiseBytes)) / (Double($1.batch) * model.bytes(length: $1.length)))
+        }
         guard cover.isFinite, a + b > 0 else { throw .degenerate("a=\(a), b=\(b)") }
         a *= cover
         b *= cover

@@ -7,11 +7,11 @@ struct BGEM3: AsyncParsableCommand {
         abstract: "BGE-M3 embeddings: dense, sparse lexical and ColBERT vectors from one forward pass.",
         discussion: """
             This build has the tokenizer (identical ids and offsets to Hugging Face `tokenizers` for \
-            the XLM-R family), the native fp32 engine, the HTTP server (serve) and hub downloads. The \
-            memory probe and the memory-aware scheduler are not built yet.
+            the XLM-R family), the native fp32 engine, the HTTP server (serve) with its memory-aware \
+            scheduler and start-up memory probe (probe), and hub downloads.
             """,
         version: BGEM3Version.string,
-        subcommands: [ServeCommand.self, DownloadCommand.self, EmbedCommand.self, TokenizeCommand.self, BenchCommand.self, SynthCommand.self])
+        subcommands: [ServeCommand.self, DownloadCommand.self, EmbedCommand.self, TokenizeCommand.self, ProbeCommand.self, BenchCommand.self, SynthCommand.self])
 }
 
 enum BGEM3Version {

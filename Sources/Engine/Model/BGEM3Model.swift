@@ -167,7 +167,14 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         let tokens = sequences.reduce(0) { $0 + $1.count }
         if outputs.contains(.colbert) {
             do {
-                try heads.colbert.run(rows: tokens, input: hidden, output: workspace.multiVector.floats)
+                let d = heads.colbertDimension
+                var start = 0
+                while start < tokens {
+                    let rows = min(TransformerEncoder.rowBlock, tokens - start)
+                    try heads.colbert.run(rows: rows, input: hidden + start * h, output: workspace.multiVector.floats + start * d)
+                    start += rows
+                    if start < tokens { checkpoint?() }
+                }
             } catch {
                 throw .kernel(error.description)
             }

@@ -70,6 +70,7 @@ final class TransformerEncoder: @unchecked Sendable {
                 // The position rows go in the projected buffer, then are added.
                 try weights.positionEmbeddings.read(row: Int(position), into: workspace.projected.floats + row * h)
                 row += 1
+                if row % Self.rowBlock == 0 { checkpoint?() }
             }
             for r in first..<row {
                 let out = hidden + r * h
@@ -96,6 +97,7 @@ final class TransformerEncoder: @unchecked Sendable {
                 normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.attentionNorm)
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
                     try layer.intermediate.run(rows: rows, input: hidden + start * h, output: workspace.feedForward.floats)
+                    checkpoint?()
                     try layer.output.run(rows: rows, input: workspace.feedForward.floats, output: workspace.projected.floats + start * h)
                 }
                 normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.outputNorm)

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""The acceptance run of issue 5: the full-size synthetic model under a hard memory limit.
+
+1. Starts the server once without a limit to read its resident size after start-up.
+2. Creates a memory cgroup (v1 `memory.limit_in_bytes`, or v2 `memory.max`) with a limit of that
+   resident size plus --headroom (default 1.5 GB), and starts the server inside it, so the kernel
+   kills it if it ever passes the limit. Without a writable cgroup it falls back to
+   BGE_M3_MEMORY_LIMIT and only watches the RSS (said so in the output).
+3. Sends a burst: 16 concurrent requests of one 8192-token text each, plus 200 one-sentence
+   requests, and samples the server's RSS every 50 ms.
+4. Reports failures, whether the process survived, peak RSS against the limit, OOM splits, the
+   probe's predicted against measured workspace, and the burst's wall time; then sends the same
+   texts one at a time for the throughput comparison (--skip-sequential to leave that out).
+
+    bgem3 synth --preset bge-m3 --out /tmp/m3synth --tokenizer ../shared/fixtures/xlmr-tokenizer/tokenizer.json
+    sudo scripts/load/acceptance.py --model /tmp/m3synth
+"""
+import argparse
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from common import Server, log, sentence, status_field, token_text
+
+CGROUP_V1 = "/sys/fs/cgroup/memory"
+CGROUP_V2 = "/sys/fs/cgroup"
+
+
+def make_cgroup(limit):
+    """A fresh memory cgroup with this limit; returns (procs file, usage reader, kind) or None."""
+    name = f"bgem3-acceptance-{os.getpid()}"
+    try:
+        if os.path.exists(os.path.join(CGROUP_V1, "memory.limit_in_bytes")):
+            path = os.path.join(CGROUP_V1, name)
+            os.makedirs(path, exist_ok=True)
+            with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
+                f.write(str(limit))
+            try:  # no swap to hide in
+                with open(os.path.join(path, "memory.memsw.limit_in_bytes"), "w") as f:
+                    f.write(str(limit))
+            except OSError:
+                pass
+            return path, os.path.join(path, "cgroup.procs"), "cgroup v1"
+        if os.path.exists(os.path.join(CGROUP_V2, "cgroup.controllers")):
+            path = os.path.join(CGROUP_V2, name)
+            os.makedirs(path, exist_ok=True)
+            with open(os.path.join(path, "memory.max"), "w") as f:
+                f.write(str(limit))
+            return path, os.path.join(path, "cgroup.procs"), "cgroup v2"
+    except OSError as error:
+        log(f"no writable memory cgroup ({error}); falling back to BGE_M3_MEMORY_LIMIT and watching RSS")
+    return None
+
+
+def read_int(path):
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def burst(server, long_texts, short_texts):
+    """Sends every request at once; returns (statuses, seconds)."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(long_texts) + len(short_texts)) as pool:
+        futures = [pool.submit(server.post, "/v1/embeddings", {"input": [text]}) for text in long_texts]
+        futures += [pool.submit(server.post, "/v1/embeddings", {"input": text}) for text in short_texts]
+        statuses = [future.result()[0] for future in futures]
+    return statuses, time.perf_counter() - started
+
+
+def one_at_a_time(server, long_texts, short_texts):
+    started = time.perf_counter()
+    statuses = [server.post("/v1/embeddings", {"input": [text]})[0] for text in long_texts]
+    statuses += [server.post("/v1/embeddings", {"input": text})[0] for text in short_texts]
+    return statuses, time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--headroom", type=float, default=1.5e9, help="bytes above the resident size")
+    parser.add_argument("--long", type=int, default=16)
+    parser.add_argument("--short", type=int, default=200)
+    parser.add_argument("--skip-sequential", action="store_true")
+    arguments = parser.parse_args()
+    env = {"BGE_M3_REQUEST_TIMEOUT_SECS": "14400", "BGE_M3_QUEUE_CAPACITY": "1000", "BGE_M3_PROBE_CACHE_DIR": "/tmp/bgem3-acceptance-cache"}
+
+    unlimited = Server(arguments.model, env=env)
+    try:
+        unlimited.wait_ready()
+        resident = unlimited.health()["memory"]["resident_at_start_bytes"]
+    finally:
+        unlimited.stop()
+    limit = int(resident + arguments.headroom)
+    log(f"resident after start-up: {resident / 2**20:.0f} MiB; limit: {limit / 2**20:.0f} MiB")
+
+    cgroup = make_cgroup(limit)
+    server_env = dict(env)
+    if cgroup is None:
+        server_env["BGE_M3_MEMORY_LIMIT"] = str(limit)
+    server = Server(arguments.model, env=server_env, cgroup_procs=cgroup[1] if cgroup else None)
+    peak = {"rss": 0}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            rss = status_field(server.process.pid, "VmRSS")
+            if rss:
+                peak["rss"] = max(peak["rss"], rss)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        server.wait_ready()
+        health = server.health()
+        log(f"server ready: limit {health['memory']['limit_bytes'] / 2**20:.0f} MiB ({health['memory']['limit_source']}), "
+            f"budget {health['memory']['budget_bytes'] / 2**20:.0f} MiB, probe {health['probe']}")
+        long_texts = [token_text(8192, seed) for seed in range(arguments.long)]
+        short_texts = [sentence(seed) for seed in range(arguments.short)]
+        statuses, seconds = burst(server, long_texts, short_texts)
+        alive = server.process.poll() is None
+        failures = sum(1 for status in statuses if status != 200)
+        log(f"burst: {len(statuses)} requests, {failures} failed, {seconds:.1f} s, server alive: {alive}")
+        result = {
+            "cpu_model_limit_source": health["memory"]["limit_source"],
+            "limit_bytes": limit,
+            "resident_at_start_bytes": resident,
+            "budget_bytes": health["memory"]["budget_bytes"],
+            "probe": health["probe"],
+            "requests": len(statuses),
+            "failed": failures,
+            "server_alive": alive,
+            "peak_rss_bytes_sampled": peak["rss"],
+            "peak_rss_bytes_vmhwm": server.peak_rss(),
+            "cgroup": cgroup[2] if cgroup else None,
+            "cgroup_max_usage_bytes": read_int(os.path.join(cgroup[0], "memory.max_usage_in_bytes")) if cgroup else None,
+            "cgroup_failcnt": read_int(os.path.join(cgroup[0], "memory.failcnt")) if cgroup else None,
+            "oom_splits": server.metric("bgem3_oom_splits_total") or 0,
+            "workspace_predicted_bytes_last": server.metric("bgem3_workspace_predicted_bytes"),
+            "workspace_measured_bytes_last": server.metric("bgem3_workspace_measured_bytes"),
+            "batches": server.metric("bgem3_batch_size_count"),
+            "burst_seconds": round(seconds, 1),
+        }
+        _, metrics = server.get("/metrics")
+        result["probe_shapes"] = [line for line in metrics.decode().splitlines()
+                                  if line.startswith("bgem3_probe_predicted_bytes") or line.startswith("bgem3_probe_measured_bytes")]
+        if not arguments.skip_sequential and alive:
+            sequential_statuses, sequential_seconds = one_at_a_time(server, long_texts, short_texts)
+            result["sequential_seconds"] = round(sequential_seconds, 1)
+            result["sequential_failed"] = sum(1 for status in sequential_statuses if status != 200)
+            result["speedup"] = round(sequential_seconds / seconds, 2)
+        result["peak_rss_bytes_sampled"] = peak["rss"]
+        result["peak_rss_under_limit"] = peak["rss"] < limit and (server.peak_rss() or 0) < limit
+        print(json.dumps(result, indent=1))
+    finally:
+        stop.set()
+        server.stop()
+        if cgroup:
+            try:
+                os.rmdir(cgroup[0])
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()
