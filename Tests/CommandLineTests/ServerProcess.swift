@@ -18,6 +18,8 @@ final class ServerProcess: @unchecked Sendable {
         let model = replacingModel ? [] : ["--model", BGEM3Process.fixture("tiny-bge-m3")]
         process.arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + extra
         var env = ProcessInfo.processInfo.environment
+        // Probe fits go to a scratch cache unless a test names one (never the user's ~/.cache).
+        env["BGE_M3_PROBE_CACHE_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)").path
         for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardError = errors
