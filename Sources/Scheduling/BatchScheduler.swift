@@ -44,7 +44,16 @@ public final class BatchScheduler: @unchecked Sendable {
         self.settings = settings
         self.gauge = gauge
         self.logger = logger
-        let thread = Thread { [self] in workerLoop() }
+        let niceness = settings.computeNiceness
+        let thread = Thread { [self] in
+            // Compute yields to the threads that read and answer requests: with as many compute
+            // threads as cores, a short request would otherwise wait for a time slice at every
+            // step of its way through the server. The engine's threads (its OpenMP team, started
+            // from this thread) inherit the lower priority; with nothing else to run they still
+            // get every core.
+            ThreadPriority.lowerCurrent(by: niceness)
+            workerLoop()
+        }
         thread.name = "bgem3.scheduler"
         thread.stackSize = 8 << 20
         thread.start()

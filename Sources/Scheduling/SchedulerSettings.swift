@@ -15,6 +15,9 @@ public struct SchedulerSettings: Sendable {
     public var maxBatchSequences = 256
     /// Unload the weights after this long without work; nil keeps them.
     public var idleTimeout: Duration?
+    /// How much lower the compute threads' priority is than the request threads' (a `nice`
+    /// increment; 0 keeps them equal).
+    public var computeNiceness: Int32 = 5
 
     public init() {}
 }

@@ -10,7 +10,8 @@
    requests, and samples the server's RSS every 50 ms.
 4. Reports failures, whether the process survived, peak RSS against the limit, OOM splits, the
    probe's predicted against measured workspace, and the burst's wall time; then sends the same
-   texts one at a time for the throughput comparison (--skip-sequential to leave that out).
+   texts one at a time for the throughput comparison (--skip-sequential to leave that out;
+   --compare-long K compares a burst and one-at-a-time on K long texts and the short ones).
 
     bgem3 synth --preset bge-m3 --out /tmp/m3synth --tokenizer ../shared/fixtures/xlmr-tokenizer/tokenizer.json
     sudo scripts/load/acceptance.py --model /tmp/m3synth
@@ -86,6 +87,9 @@ def main():
     parser.add_argument("--long", type=int, default=16)
     parser.add_argument("--short", type=int, default=200)
     parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--compare-long", type=int, default=None,
+                        help="for the throughput comparison, send only this many of the long texts (with all short ones) "
+                             "both as a burst and one at a time (default: all of them, one at a time after the burst)")
     arguments = parser.parse_args()
     env = {"BGE_M3_REQUEST_TIMEOUT_SECS": "14400", "BGE_M3_QUEUE_CAPACITY": "1000", "BGE_M3_PROBE_CACHE_DIR": "/tmp/bgem3-acceptance-cache"}
 
@@ -150,7 +154,12 @@ def main():
         result["probe_shapes"] = [line for line in metrics.decode().splitlines()
                                   if line.startswith("bgem3_probe_predicted_bytes") or line.startswith("bgem3_probe_measured_bytes")]
         if not arguments.skip_sequential and alive:
-            sequential_statuses, sequential_seconds = one_at_a_time(server, long_texts, short_texts)
+            compared_long = long_texts[:arguments.compare_long] if arguments.compare_long is not None else long_texts
+            if arguments.compare_long is not None:
+                _, seconds = burst(server, compared_long, short_texts)
+                result["compared_burst_seconds"] = round(seconds, 1)
+            sequential_statuses, sequential_seconds = one_at_a_time(server, compared_long, short_texts)
+            result["compared_texts"] = {"long": len(compared_long), "short": len(short_texts)}
             result["sequential_seconds"] = round(sequential_seconds, 1)
             result["sequential_failed"] = sum(1 for status in sequential_statuses if status != 200)
             result["speedup"] = round(sequential_seconds / seconds, 2)

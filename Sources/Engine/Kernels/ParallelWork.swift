@@ -1,4 +1,4 @@
-import Dispatch
+import COneDNN
 
 /// Carries a value into concurrent workers that Swift cannot prove safe to share: raw buffers of
 /// which each worker writes a disjoint part, and reads of immutable data.
@@ -8,10 +8,34 @@ struct Shared<Value>: @unchecked Sendable {
 }
 
 /// Runs `body(worker)` for `workers` workers at once and returns when all are done.
+///
+/// The workers are the calling thread's OpenMP team, the threads oneDNN's matrix products use: one
+/// pool of threads for the whole engine (none left spinning or competing between kernels), and
+/// threads that inherit the priority of the thread that first ran a parallel region. If the team
+/// is smaller than asked, each thread takes several worker indices.
 func runWorkers(_ workers: Int, _ body: @Sendable (Int) -> Void) {
-    if workers <= 1 {
+    guard workers > 1 else {
         body(0)
-    } else {
-        DispatchQueue.concurrentPerform(iterations: workers, execute: body)
+        return
     }
+    withoutActuallyEscaping(body) { body in
+        var region = ParallelRegion(workers: workers, body: body)
+        withUnsafeMutablePointer(to: &region) { pointer in
+            GOMP_parallel({ raw in
+                let region = raw!.assumingMemoryBound(to: ParallelRegion.self)
+                let team = Int(omp_get_num_threads())
+                var worker = Int(omp_get_thread_num())
+                while worker < region.pointee.workers {
+                    region.pointee.body(worker)
+                    worker += team
+                }
+            }, pointer, UInt32(workers), 0)
+        }
+    }
+}
+
+/// What a parallel region's threads read: the worker count and the body.
+private struct ParallelRegion {
+    let workers: Int
+    let body: @Sendable (Int) -> Void
 }
