@@ -37,9 +37,10 @@ public final class OneDNNRuntime: @unchecked Sendable {
 
     private init(threads: Int) throws(OneDNNError) {
         self.threads = max(1, threads)
-        // Passive waits: between matrix products the attention and LayerNorm kernels run on Dispatch
-        // threads, which spinning OpenMP threads would starve (1x512 took 2.33 s with ACTIVE against
-        // 2.09 s with PASSIVE on Zen 3). The environment can still override it.
+        // Passive waits: idle OpenMP threads sleep instead of spinning, so that between batches and
+        // between parallel regions the threads that read and answer requests get the cores (when
+        // attention still ran on Dispatch threads, spinning also starved it: 1x512 took 2.33 s with
+        // ACTIVE against 2.09 s with PASSIVE on Zen 3). The environment can still override it.
         setenv("OMP_WAIT_POLICY", "PASSIVE", 0)
         omp_set_num_threads(Int32(self.threads))
         var engine: dnnl_engine_t?
