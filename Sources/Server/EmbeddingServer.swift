@@ -12,14 +12,16 @@ public struct EmbeddingServer: Sendable {
     public let port: Int
     public let modelDirectory: URL
     public let threads: Int?
+    public let precision: Precision
     public let limits: ServerLimits
     public let memory: MemorySettings
     public let scheduling: SchedulerSettings
     public let version: String
     public let logger: Logger
 
-    public init(host: String, port: Int, modelDirectory: URL, threads: Int?, limits: ServerLimits, memory: MemorySettings,
-                scheduling: SchedulerSettings, version: String, logger: Logger) {
+    public init(host: String, port: Int, modelDirectory: URL, threads: Int?, precision: Precision = .fp32, limits: ServerLimits,
+                memory: MemorySettings, scheduling: SchedulerSettings, version: String, logger: Logger) {
+        self.precision = precision
         self.host = host
         self.port = port
         self.modelDirectory = modelDirectory
@@ -66,13 +68,14 @@ public struct EmbeddingServer: Sendable {
         let model: BGEM3Model
         ProcessMemory.configureAllocator()
         do {
-            model = try BGEM3Model(directory: modelDirectory, threads: threads)
+            model = try BGEM3Model(directory: modelDirectory, threads: threads, precision: precision)
         } catch {
             fail(state, "\(error)", stage: "model failed to load")
             return
         }
         logger.info("model loaded", metadata: ["path": .string(modelDirectory.path), "seconds": .string(String(format: "%.2f", Date().timeIntervalSince(started))),
-                                               "threads": .stringConvertible(model.threads), "matmul": .string(model.matmulImplementation)])
+                                               "threads": .stringConvertible(model.threads), "matmul": .string(model.matmulImplementation),
+                                               "precision": .string(model.precision.rawValue)])
         let scheduler = BatchScheduler(encoder: model, settings: scheduling, gauge: ProcessMemoryGauge(), logger: logger)
         let ready = DispatchSemaphore(value: 0)
         Task {
@@ -87,7 +90,7 @@ public struct EmbeddingServer: Sendable {
             fail(state, error.description, stage: "memory limit")
             return
         }
-        let plan = MemoryPlanner.plan(model: model, limit: limit, settings: memory, engineVersion: version, precision: "fp32",
+        let plan = MemoryPlanner.plan(model: model, limit: limit, settings: memory, engineVersion: version, precision: model.precision.rawValue,
                                       maxSequenceLength: min(limits.maxSequenceLength, model.maximumSequenceLength),
                                       gauge: ProcessMemoryGauge(), logger: logger)
         do {

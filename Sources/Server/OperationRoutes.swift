@@ -62,7 +62,7 @@ struct OperationRoutes: Sendable {
                 "\"dimensions\":\(model.dimension)",
                 "\"max_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
                 "\"engine\":\"bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation))\"",
-                "\"precision\":\"fp32\"",
+                "\"precision\":\"\(model.precision.rawValue)\"",
                 "\"threads\":\(model.threads)",
                 "\"version\":\(JSONOutput.string(version))",
                 "\"max_batch\":\(services.limits.maxBatch)",

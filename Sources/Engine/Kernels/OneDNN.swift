@@ -65,11 +65,11 @@ public final class OneDNNRuntime: @unchecked Sendable {
     }
 }
 
-/// A plain row-major f32 matrix descriptor.
-func matrixDescriptor(rows: Int, columns: Int, tag: dnnl_format_tag_t) throws(OneDNNError) -> dnnl_memory_desc_t {
+/// A row-major matrix descriptor (f32 unless told).
+func matrixDescriptor(rows: Int, columns: Int, tag: dnnl_format_tag_t, type: dnnl_data_type_t = dnnl_f32) throws(OneDNNError) -> dnnl_memory_desc_t {
     var descriptor = dnnl_memory_desc_t()
     let dims: [dnnl_dim_t] = [dnnl_dim_t(rows), dnnl_dim_t(columns)]
-    try check(dnnl_memory_desc_init_by_tag(&descriptor, 2, dims, dnnl_f32, tag), "dnnl_memory_desc_init_by_tag")
+    try check(dnnl_memory_desc_init_by_tag(&descriptor, 2, dims, type, tag), "dnnl_memory_desc_init_by_tag")
     return descriptor
 }
 

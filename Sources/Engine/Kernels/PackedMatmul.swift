@@ -12,6 +12,8 @@ final class PackedMatmul: @unchecked Sendable {
     let inputSize: Int
     let outputSize: Int
     let gelu: Bool
+    /// The operands' format; outputs are fp32 either way.
+    let precision: Precision
     private let runtime: OneDNNRuntime
     private let weightsDescriptor: dnnl_memory_desc_t
     private let weights: dnnl_memory_t
@@ -26,10 +28,11 @@ final class PackedMatmul: @unchecked Sendable {
     ///   - weight: `outputSize × inputSize` row-major (PyTorch `Linear.weight`).
     ///   - bias: `outputSize` values.
     init(weight: UnsafePointer<Float>, bias biasValues: UnsafePointer<Float>, outputSize: Int, inputSize: Int,
-         gelu: Bool, runtime: OneDNNRuntime) throws(OneDNNError) {
+         gelu: Bool, precision: Precision = .fp32, runtime: OneDNNRuntime) throws(OneDNNError) {
         self.inputSize = inputSize
         self.outputSize = outputSize
         self.gelu = gelu
+        self.precision = precision
         self.runtime = runtime
 
         var attributes: dnnl_primitive_attr_t?
@@ -45,16 +48,18 @@ final class PackedMatmul: @unchecked Sendable {
 
         // Ask the primitive which weight layout it wants, for a typical row count.
         let plain = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba)
-        var any = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_format_tag_any)
+        var any = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_format_tag_any, type: precision.dataType)
         let probe = try Self.primitiveDescriptor(rows: 256, weights: &any, inputSize: inputSize, outputSize: outputSize,
-                                                 attributes: attributes!, runtime: runtime)
+                                                 precision: precision, attributes: attributes!, runtime: runtime)
         defer { dnnl_primitive_desc_destroy(probe) }
         var chosen = dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0)!.pointee
         let name = Self.implementationName(probe)
         // A plain K×N choice is slower than N×K on AVX2; keep N×K unless the layout is blocked.
         var plainCopy = plain
-        let packed = chosen.format_kind == dnnl_blocked && chosen.format_desc.blocking.inner_nblks > 0
-        if !packed { chosen = plainCopy }
+        let blocked = chosen.format_kind == dnnl_blocked && chosen.format_desc.blocking.inner_nblks > 0
+        if !blocked { chosen = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: precision.dataType) }
+        // A reorder lays out (and converts) the weights unless they are already fp32 N×K.
+        let packed = blocked || precision != .fp32
         self.weightsDescriptor = chosen
         self.implementation = name
 
@@ -129,6 +134,9 @@ final class PackedMatmul: @unchecked Sendable {
     private var uses: UInt64 = 0
     private let cacheLock = NSLock()
     private static let cacheLimit = 48
+    /// bf16 copies of inputs: one buffer for all layers (calls never overlap within a pass; a
+    /// lock keeps passes of different models apart).
+    private static let conversionBuffer = ConversionBuffer()
 
     /// Computes `rows` rows: `output[rows × outputSize] = input[rows × inputSize] · Wᵀ + b`.
     func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(OneDNNError) {
@@ -139,6 +147,8 @@ final class PackedMatmul: @unchecked Sendable {
             elapsedNanoseconds += DispatchTime.now().uptimeNanoseconds - start
             cacheLock.unlock()
         }
+        if precision == .bf16 { Self.conversionBuffer.lock.lock() }
+        defer { if precision == .bf16 { Self.conversionBuffer.lock.unlock() } }
         // The OpenMP thread count is per calling thread; set it for whichever thread calls.
         omp_set_num_threads(Int32(runtime.threads))
         let instance = try self.instance(rows: rows)
@@ -150,6 +160,13 @@ final class PackedMatmul: @unchecked Sendable {
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias),
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST_0), memory: instance.destination),
         ]
+        if precision == .bf16 {
+            // The primitive reads bf16 rows: convert this call's input into the shared buffer.
+            let count = rows * inputSize
+            let converted = Self.conversionBuffer.reserve(count)
+            BFloat16Conversion.convert(input, into: converted, count: count, threads: runtime.threads)
+            try check(dnnl_memory_set_data_handle(instance.source, converted), "dnnl_memory_set_data_handle")
+        }
         try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
         try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
     }
@@ -175,11 +192,11 @@ final class PackedMatmul: @unchecked Sendable {
         }
         var descriptor = weightsDescriptor
         let primitiveDescriptor = try Self.primitiveDescriptor(rows: rows, weights: &descriptor, inputSize: inputSize,
-                                                               outputSize: outputSize, attributes: attributes, runtime: runtime)
+                                                               outputSize: outputSize, precision: precision, attributes: attributes, runtime: runtime)
         defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, primitiveDescriptor), "dnnl_primitive_create(matmul)")
-        var sourceDescriptor = try matrixDescriptor(rows: rows, columns: inputSize, tag: dnnl_ab)
+        var sourceDescriptor = try matrixDescriptor(rows: rows, columns: inputSize, tag: dnnl_ab, type: precision.dataType)
         var destinationDescriptor = try matrixDescriptor(rows: rows, columns: outputSize, tag: dnnl_ab)
         var source: dnnl_memory_t?
         var destination: dnnl_memory_t?
@@ -191,9 +208,9 @@ final class PackedMatmul: @unchecked Sendable {
         return instance
     }
 
-    private static func primitiveDescriptor(rows: Int, weights: inout dnnl_memory_desc_t, inputSize: Int, outputSize: Int,
+    private static func primitiveDescriptor(rows: Int, weights: inout dnnl_memory_desc_t, inputSize: Int, outputSize: Int, precision: Precision,
                                             attributes: dnnl_primitive_attr_t, runtime: OneDNNRuntime) throws(OneDNNError) -> dnnl_primitive_desc_t {
-        var source = try matrixDescriptor(rows: rows, columns: inputSize, tag: dnnl_ab)
+        var source = try matrixDescriptor(rows: rows, columns: inputSize, tag: dnnl_ab, type: precision.dataType)
         var bias = try matrixDescriptor(rows: 1, columns: outputSize, tag: dnnl_ab)
         var destination = try matrixDescriptor(rows: rows, columns: outputSize, tag: dnnl_ab)
         var operation = dnnl_matmul_desc_t()
@@ -207,5 +224,23 @@ final class PackedMatmul: @unchecked Sendable {
         var name: UnsafePointer<CChar>?
         guard dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else { return "unknown" }
         return String(cString: name)
+    }
+}
+
+/// A growable bf16 buffer shared by the layers; ``PackedMatmul/run(rows:input:output:)`` holds its
+/// lock from conversion to the end of the product.
+final class ConversionBuffer: @unchecked Sendable {
+    let lock = NSLock()
+    private var storage: UnsafeMutablePointer<UInt16>?
+    private var capacity = 0
+
+    /// At least `count` elements; call with ``lock`` held.
+    func reserve(_ count: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > capacity {
+            storage?.deallocate()
+            storage = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
+            capacity = count
+        }
+        return storage!
     }
 }

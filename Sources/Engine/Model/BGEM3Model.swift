@@ -13,6 +13,8 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     public let tokenizer: UnigramTokenizer
     /// Threads the kernels use.
     public let threads: Int
+    /// The matrix products' operand format.
+    public let precision: Precision
     /// The weights file that was loaded.
     public let weightsFile: URL
     /// Bytes of packed layer weights held in memory while loaded (embeddings are read from the file map).
@@ -38,8 +40,10 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     /// Whether the weights are in memory now.
     public var isLoaded: Bool { networkLock.withLock { network != nil } }
 
-    public init(directory: URL, threads: Int? = nil) throws(WeightLoadError) {
+    public init(directory: URL, threads: Int? = nil, precision: Precision = .fp32) throws(WeightLoadError) {
+        if let reason = precision.unsupportedReason { throw .unsupportedPrecision(reason) }
         self.directory = directory
+        self.precision = precision
         let threads = threads ?? CPUQuota.available()
         self.threads = threads
         let config = try ModelConfig(contentsOf: directory.appendingPathComponent("config.json"))
@@ -64,7 +68,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         excludedSparseIDs = Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer)
         attentionShape = BlockedAttention(heads: config.heads, headSize: config.headSize, threads: threads)
         let network = try Network(directory: directory, weightsFile: weightsURL, config: config, threads: threads,
-                                  excludedSparseIDs: excludedSparseIDs, runtime: runtime)
+                                  excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
         packedWeightBytes = network.encoder.weights.packedBytes + network.heads.colbert.residentBytes
         colbertDimension = network.heads.colbertDimension
         matmulImplementation = network.encoder.weights.layers.first?.intermediate.implementation ?? "none"
@@ -83,7 +87,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         if let network { return network }
         do {
             let loaded = try Network(directory: directory, weightsFile: weightsFile, config: config, threads: threads,
-                                     excludedSparseIDs: excludedSparseIDs, runtime: runtime)
+                                     excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
             network = loaded
             return loaded
         } catch {
@@ -218,7 +222,7 @@ private final class Network: @unchecked Sendable {
     let files: [any WeightFile]
 
     init(directory: URL, weightsFile: URL, config: ModelConfig, threads: Int, excludedSparseIDs: Set<Int32>,
-         runtime: OneDNNRuntime) throws(WeightLoadError) {
+         precision: Precision, runtime: OneDNNRuntime) throws(WeightLoadError) {
         let weights = try openWeightFile(at: weightsFile)
         let sparseURL = directory.appendingPathComponent("sparse_linear.pt")
         let colbertURL = directory.appendingPathComponent("colbert_linear.pt")
@@ -229,9 +233,9 @@ private final class Network: @unchecked Sendable {
         }
         let sparse = try openWeightFile(at: sparseURL)
         let colbert = try openWeightFile(at: colbertURL)
-        encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, runtime: runtime),
+        encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, precision: precision, runtime: runtime),
                                      threads: threads)
-        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize, excludedSparseIDs: excludedSparseIDs, runtime: runtime)
+        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize, excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
         files = [weights, sparse, colbert]
         // Layer weights now live in packed copies; embeddings are read from the map on demand.
         for file in files { file.releaseResidentPages() }

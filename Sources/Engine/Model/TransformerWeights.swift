@@ -23,7 +23,7 @@ struct TransformerWeights: @unchecked Sendable {
         layers.reduce(0) { $0 + $1.queryKeyValue.residentBytes + $1.attentionOutput.residentBytes + $1.intermediate.residentBytes + $1.output.residentBytes }
     }
 
-    init(file: any WeightFile, config: ModelConfig, runtime: OneDNNRuntime) throws(WeightLoadError) {
+    init(file: any WeightFile, config: ModelConfig, precision: Precision, runtime: OneDNNRuntime) throws(WeightLoadError) {
         let names = Set(file.tensorNames)
         let prefix = ["", "roberta.", "bert.", "model."].first { names.contains($0 + "embeddings.word_embeddings.weight") } ?? ""
         let h = config.hiddenSize
@@ -42,7 +42,7 @@ struct TransformerWeights: @unchecked Sendable {
         }
         func matmul(_ weight: FloatBuffer, _ bias: FloatBuffer, outputs: Int, inputs: Int, gelu: Bool = false) throws(WeightLoadError) -> PackedMatmul {
             do {
-                return try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: outputs, inputSize: inputs, gelu: gelu, runtime: runtime)
+                return try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: outputs, inputSize: inputs, gelu: gelu, precision: precision, runtime: runtime)
             } catch {
                 throw .malformed(file: file.path, reason: "the matrix library refused a \(outputs)×\(inputs) layer: \(error)")
             }

@@ -12,6 +12,8 @@ public enum WeightLoadError: Error, Sendable, Equatable, CustomStringConvertible
     case invalidConfig(file: String, reason: String)
     /// A required model file is absent.
     case missingFile(path: String, purpose: String)
+    /// The precision asked for does not run on this CPU; the reason names the missing feature.
+    case unsupportedPrecision(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum WeightLoadError: Error, Sendable, Equatable, CustomStringConvertible
         case .wrongType(let tensor, let expected, let found): return "tensor `\(tensor)` has type \(found), expected \(expected)"
         case .invalidConfig(let file, let reason): return "\(file): \(reason)"
         case .missingFile(let path, let purpose): return "missing \(path) (\(purpose))"
+        case .unsupportedPrecision(let reason): return reason
         }
     }
 }

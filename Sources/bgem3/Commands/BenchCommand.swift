@@ -32,7 +32,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
     var threads: Int?
 
-    @Option(name: .long, help: "Precision of the matrix products. This build has fp32.")
+    @Option(name: .long, help: "Precision of the matrix products: fp32, or bf16 on CPUs with AVX512-BF16.")
     var precision: String = "fp32"
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
@@ -41,7 +41,9 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        guard precision == "fp32" else { throw ValidationError("--precision \(precision) is not available in this build; use fp32") }
+        guard Precision(rawValue: precision) != nil else {
+            throw ValidationError("--precision must be one of \(Precision.allCases.map(\.rawValue).joined(separator: ", ")), not \(precision)")
+        }
         if model == nil && tokenizer == nil { throw ValidationError("give --model DIR (or --tokenizer FILE for the tokenizer workload)") }
         for name in selectedWorkloads where name != "tokenizer" {
             guard ModelBenchmark.names.contains(name) else {
@@ -73,7 +75,9 @@ struct BenchCommand: ParsableCommand {
         let modelNames = names.filter { $0 != "tokenizer" }
         if let model, !modelNames.isEmpty {
             let loaded: BGEM3Model
-            do { loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads) } catch { throw CommandFailure(error.description) }
+            do {
+                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: Precision(rawValue: precision)!)
+            } catch { throw CommandFailure(error.description) }
             implementation = loaded.matmulImplementation
             ceiling = try MatmulCeiling.measure(threads: threads)
             let benchmark = ModelBenchmark(model: loaded)
