@@ -5,7 +5,7 @@ import Engine
 public final class EngineProbeSubject: ProbeSubject {
     private let model: BGEM3Model
     private let workspace: EncoderWorkspace
-    private var generator = SplitMix64(seed: 0x6267_656d_33)
+    private var generator = SeededGenerator(seed: 0x6267_656d_33)
 
     public init(model: BGEM3Model, workspace: EncoderWorkspace = EncoderWorkspace()) {
         self.model = model
@@ -25,18 +25,5 @@ public final class EngineProbeSubject: ProbeSubject {
 
     public func releaseWorkspace() {
         workspace.release()
-    }
-}
-
-/// A small, fixed-seed generator: probe inputs are the same on every run.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
