@@ -52,9 +52,10 @@ public final class BatchScheduler: @unchecked Sendable {
             // from this thread) inherit the lower priority; with nothing else to run they still
             // get every core.
             ThreadPriority.lowerCurrent(by: niceness)
+            // The name `ps -L` and `top -H` show; the OpenMP team's threads inherit it.
+            Thread.current.name = "bgem3-compute"
             workerLoop()
         }
-        thread.name = "bgem3.scheduler"
         thread.stackSize = 8 << 20
         thread.start()
     }
