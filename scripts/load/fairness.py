@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fairness (issue 5): does a one-sentence request get through while a bulk request is running?
 
-Measures the one-sentence latency on an idle server (median of 15). Then, for each round: sends a
+Measures the one-sentence latency on an idle server (median of 15, each after a 50 ms pause, as
+the requests behind the bulk one are; back-to-back requests are reported too). Then, for each round: sends a
 bulk request of 64 texts of 8192 tokens (truncated to the model's limit), waits until it is
 admitted, times one-sentence requests sent behind it, and disconnects the bulk client, which
 also checks that the server drops the work of a client that went away. Prints one JSON object.
@@ -45,7 +46,13 @@ def main():
         server.wait_ready()
         for seed in range(3):
             one_sentence(server, seed)  # warm-up
-        idle = [one_sentence(server, 100 + seed) for seed in range(15)]
+        # Idle samples follow the same rhythm as the busy ones (a 50 ms pause, then the request), so
+        # both include the cost of waking the client's and server's I/O threads after a pause.
+        idle = []
+        for seed in range(15):
+            time.sleep(0.05)
+            idle.append(one_sentence(server, 100 + seed))
+        idle_back_to_back = [one_sentence(server, 200 + seed) for seed in range(15)]
         log(f"idle one-sentence latency: median {median(idle) * 1000:.1f} ms")
         body = json.dumps({"input": [token_text(arguments.bulk_tokens, seed) for seed in range(arguments.bulk_texts)]}).encode()
         busy = []
@@ -67,6 +74,7 @@ def main():
         result = {
             "model": arguments.model,
             "idle_median_ms": round(median(idle) * 1000, 2),
+            "idle_back_to_back_median_ms": round(median(idle_back_to_back) * 1000, 2),
             "busy_median_ms": round(median(busy) * 1000, 2),
             "busy_max_ms": round(max(busy) * 1000, 2),
             "ratio_median": round(median(busy) / median(idle), 2),
