@@ -240,10 +240,10 @@ public final class BatchScheduler: @unchecked Sendable {
         purge(&bulkQueue, failed: &failed)
         let shares = BudgetShares(budget: budget, interactiveTokens: settings.interactiveTokens)
         // An interactive input too large for the interactive share (a small budget) waits as bulk.
-        let oversized = interactiveQueue.filter { budget.cost.bytes(length: $0.length) > Double(shares.interactive) }
-        if !oversized.isEmpty {
-            interactiveQueue.removeAll { budget.cost.bytes(length: $0.length) > Double(shares.interactive) }
-            bulkQueue.append(contentsOf: oversized)
+        let fitsShare = { (item: Item) in budget.cost.bytes(length: item.length) <= Double(shares.interactive) }
+        if !interactiveQueue.allSatisfy(fitsShare) {
+            bulkQueue.append(contentsOf: interactiveQueue.filter { !fitsShare($0) })
+            interactiveQueue.removeAll { !fitsShare($0) }
         }
         if !interactiveQueue.isEmpty {
             let items = interactiveQueue
@@ -309,26 +309,15 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Runs interactive batches at a safe point inside a bulk batch.
     private func runInteractiveWork() {
         for _ in 0..<8 {
-            let batch: Batch? = condition.withLock {
-                guard let budget, !stopping, !interactiveQueue.isEmpty else { return nil }
+            let (batch, failed): (Batch?, [(Job, SchedulingError)]) = condition.withLock {
+                guard let budget, !stopping, !interactiveQueue.isEmpty else { return (nil, []) }
                 let (batch, failed, _) = formBatch(budget: budget, allowBulk: false)
-                for (job, error) in failed { pendingFailures.append((job, error)) }
-                return batch
+                return (batch, failed)
             }
-            flushFailures()
+            for (job, error) in failed { finish(job, .failure(error)) }
             guard let batch else { return }
             run(batch)
         }
-    }
-
-    private var pendingFailures: [(Job, SchedulingError)] = []
-
-    private func flushFailures() {
-        let failures = condition.withLock { () -> [(Job, SchedulingError)] in
-            defer { pendingFailures.removeAll() }
-            return pendingFailures
-        }
-        for (job, error) in failures { finish(job, .failure(error)) }
     }
 
     private func run(_ batch: Batch) {
