@@ -82,7 +82,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.embedInCode("Resources/multilingual-lines.txt")],
+            resources: [.embedInCode("Resources/multilingual-lines.txt"), .embedInCode("Resources/eval-texts.json")],
             swiftSettings: nativeCode),
         .testTarget(
             name: "TokenizerTests",

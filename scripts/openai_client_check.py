@@ -10,7 +10,7 @@ import json, re, subprocess, sys, time
 from openai import OpenAI
 
 binary, model_dir, golden_path = sys.argv[1:4]
-server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0", "--precision", "fp32"], stderr=subprocess.PIPE, text=True)
 port = None
 deadline = time.time() + 30
 while port is None and time.time() < deadline:

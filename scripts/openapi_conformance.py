@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 
 binary, model_dir = sys.argv[1:3]
-server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True)
+server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0", "--precision", "fp32"], stderr=subprocess.PIPE, text=True)
 port = None
 deadline = time.time() + 30
 while port is None and time.time() < deadline:

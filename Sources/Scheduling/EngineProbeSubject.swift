@@ -13,7 +13,7 @@ public final class EngineProbeSubject: ProbeSubject {
     }
 
     public func runShape(batch: Int, length: Int) throws -> Int {
-        let vocabulary = UInt64(max(model.tokenizer.vocabularySize, 8))
+        let vocabulary = UInt64(max(model.tokenizer?.vocabularySize ?? model.config.vocabularySize, 8))
         let sequences = (0..<batch).map { _ -> [Int32] in
             guard length > 2 else { return Array([0, 2].prefix(max(length, 1))) }
             let inner = (0..<(length - 2)).map { _ in Int32(5 + generator.next() % (vocabulary - 5)) }

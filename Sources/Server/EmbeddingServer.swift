@@ -69,6 +69,7 @@ public struct EmbeddingServer: Sendable {
         ProcessMemory.configureAllocator()
         do {
             model = try BGEM3Model(directory: modelDirectory, threads: threads, precision: precision)
+            _ = try model.requireTokenizer()
         } catch {
             fail(state, "\(error)", stage: "model failed to load")
             return

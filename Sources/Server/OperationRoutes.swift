@@ -63,6 +63,7 @@ struct OperationRoutes: Sendable {
                 "\"max_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
                 "\"engine\":\"bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation))\"",
                 "\"precision\":\"\(model.precision.rawValue)\"",
+                "\"cpu\":\(CPUCapabilities.json)",
                 "\"threads\":\(model.threads)",
                 "\"version\":\(JSONOutput.string(version))",
                 "\"max_batch\":\(services.limits.maxBatch)",
@@ -112,7 +113,7 @@ struct TokenizeRoute: Sendable {
                 guard text.unicodeScalars.count <= services.limits.maxTextCharacters else {
                     throw APIError.invalidRequest("input[\(index)] has more than \(services.limits.maxTextCharacters) characters", param: "input[\(index)]", code: "text_too_long")
                 }
-                let encoding = model.tokenizer.encode(text, options: EncodeOptions(addSpecialTokens: body.add_special_tokens ?? true, includeTokenTexts: true))
+                let encoding = try model.requireTokenizer().encode(text, options: EncodeOptions(addSpecialTokens: body.add_special_tokens ?? true, includeTokenTexts: true))
                 let tokens = encoding.ids.indices.map { i in
                     "{\"id\":\(encoding.ids[i]),\"text\":\(JSONOutput.string(encoding.tokens[i])),\"start\":\(encoding.offsets[i].start),\"stop\":\(encoding.offsets[i].end),\"special\":\(encoding.specialTokensMask[i])}"
                 }

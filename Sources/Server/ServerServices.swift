@@ -48,7 +48,7 @@ public struct ServerServices: Sendable {
         if let maxLength, !(2...limit).contains(maxLength) {
             throw APIError.invalidRequest("max_length must be between 2 and \(limit)", param: "max_length", code: "invalid_value")
         }
-        let inputs = try PreparedInputs.prepare(input, tokenizer: model.tokenizer, limits: limits, maxLength: maxLength ?? limit,
+        let inputs = try PreparedInputs.prepare(input, tokenizer: try model.requireTokenizer(), limits: limits, maxLength: maxLength ?? limit,
                                                 truncate: truncate, withTexts: withTexts)
         let result = try await backend.encode(inputs.sequences, outputs: outputs, deadline: deadline, isAbandoned: { connection.isGone })
         ServerMetrics.inference(sequences: inputs.sequences.count, tokens: inputs.tokenCount,

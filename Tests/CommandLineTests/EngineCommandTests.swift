@@ -28,7 +28,7 @@ import Testing
         let input = cases.enumerated().map { index, c in
             String(decoding: try! JSONSerialization.data(withJSONObject: ["text": c.text, "id": index * 10]), as: UTF8.self)
         }.joined(separator: "\n") + "\n"
-        let result = try BGEM3Process.run(["embed", "--model", tiny, "--dense", "--sparse", "--colbert", "--max-length", "64"],
+        let result = try BGEM3Process.run(["embed", "--model", tiny, "--dense", "--sparse", "--colbert", "--max-length", "64", "--precision", "fp32"],
                                           input: Data(input.utf8))
         #expect(result.status == 0, "\(result.standardError)")
         let lines = try result.standardOutput.split(separator: "\n").map { try JSONDecoder().decode(Output.self, from: Data($0.utf8)) }
@@ -86,7 +86,7 @@ import Testing
         for file in ["config.json", "model.safetensors", "sparse_linear.pt", "colbert_linear.pt", "tokenizer.json", "special_tokens_map.json"] {
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), "\(file)")
         }
-        let embedded = try BGEM3Process.run(["embed", "--model", directory.path, "--sparse", "--colbert"], input: Data("{\"text\": \"hello world\"}\n".utf8))
+        let embedded = try BGEM3Process.run(["embed", "--model", directory.path, "--sparse", "--colbert", "--precision", "fp32"], input: Data("{\"text\": \"hello world\"}\n".utf8))
         #expect(embedded.status == 0, "\(embedded.standardError)")
         let line = try JSONDecoder().decode(Output.self, from: Data(embedded.standardOutput.utf8))
         #expect(line.colbert?.count == line.tokens - 1)

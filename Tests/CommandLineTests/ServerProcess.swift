@@ -16,7 +16,9 @@ final class ServerProcess: @unchecked Sendable {
     init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:]) throws {
         process.executableURL = try BGEM3Process.binary()
         let model = replacingModel ? [] : ["--model", BGEM3Process.fixture("tiny-bge-m3")]
-        process.arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + extra
+        // fp32 unless a test asks otherwise: the end-to-end tests check parity with the reference.
+        let precision = extra.contains("--precision") ? [] : ["--precision", "fp32"]
+        process.arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + precision + extra
         var env = ProcessInfo.processInfo.environment
         // Probe fits go to a scratch cache unless a test names one (never the user's ~/.cache).
         env["BGE_M3_PROBE_CACHE_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)").path

@@ -46,7 +46,7 @@ import Testing
         }
         // The same vectors as `bgem3 embed` (same engine, same batch).
         let lines = cases.map { String(decoding: try! JSONSerialization.data(withJSONObject: ["text": $0.text]), as: UTF8.self) }.joined(separator: "\n") + "\n"
-        let embedded = try BGEM3Process.run(["embed", "--model", BGEM3Process.fixture("tiny-bge-m3")], input: Data(lines.utf8))
+        let embedded = try BGEM3Process.run(["embed", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--precision", "fp32"], input: Data(lines.utf8))
         let embedVectors = try embedded.standardOutput.split(separator: "\n").map {
             try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["dense"] as? [Double])
         }

@@ -19,7 +19,7 @@ import Tokenizer
         let golden = try #require(EngineFixtures.golden)
         var worstDense: Float = 0, worstColbert: Float = 0, worstSparse: Float = 0
         for batch in stride(from: 0, to: golden.cases.count, by: 7).map({ Array(golden.cases[$0..<min($0 + 7, golden.cases.count)]) }) {
-            let ids = batch.map { model.tokenizer.encode($0.text, options: EncodeOptions(maxLength: $0.max_length)).ids }
+            let ids = batch.map { model.tokenizer!.encode($0.text, options: EncodeOptions(maxLength: $0.max_length)).ids }
             #expect(ids == batch.map(\.input_ids))
             let outputs = try model.encode(ids, outputs: .all)
             for (reference, output) in zip(batch, outputs) {
@@ -49,7 +49,7 @@ import Tokenizer
         let model = try EngineFixtures.model.get()
         let scores = try #require(EngineFixtures.golden?.scores)
         func embed(_ text: String, _ maxLength: Int) throws -> SequenceEmbedding {
-            let ids = model.tokenizer.encode(text, options: EncodeOptions(maxLength: maxLength)).ids
+            let ids = model.tokenizer!.encode(text, options: EncodeOptions(maxLength: maxLength)).ids
             return try model.encode([ids], outputs: .all)[0]
         }
         for (index, pair) in scores.pairs.enumerated() {
@@ -66,7 +66,7 @@ import Tokenizer
     @Test func aTextAloneAndInAMixedBatchAgree() throws {
         let model = try EngineFixtures.model.get()
         let golden = try #require(EngineFixtures.golden)
-        let texts = golden.cases.prefix(12).map { model.tokenizer.encode($0.text, options: EncodeOptions(maxLength: $0.max_length)).ids }
+        let texts = golden.cases.prefix(12).map { model.tokenizer!.encode($0.text, options: EncodeOptions(maxLength: $0.max_length)).ids }
         let together = try model.encode(texts, outputs: .all)
         for (ids, batched) in zip(texts, together) {
             let alone = try model.encode([ids], outputs: .all)[0]
@@ -84,13 +84,13 @@ import Tokenizer
         #expect(fromPickle.weightsFile.lastPathComponent == "pytorch_model.bin")
         let model = try EngineFixtures.model.get()
         #expect(model.weightsFile.lastPathComponent == "model.safetensors")
-        let ids = ["What is BGE M3?", "Defination of BM25", "a b c"].map { model.tokenizer.encode($0).ids }
+        let ids = ["What is BGE M3?", "Defination of BM25", "a b c"].map { model.tokenizer!.encode($0).ids }
         #expect(try fromPickle.encode(ids, outputs: .all) == model.encode(ids, outputs: .all))
     }
 
     @Test func onlyTheRequestedOutputsAreComputed() throws {
         let model = try EngineFixtures.model.get()
-        let ids = [model.tokenizer.encode("hello world").ids]
+        let ids = [model.tokenizer!.encode("hello world").ids]
         let dense = try model.encode(ids, outputs: .dense)[0]
         #expect(dense.dense != nil && dense.sparse == nil && dense.colbert == nil)
         let sparse = try model.encode(ids, outputs: .sparse)[0]

@@ -39,4 +39,56 @@ import Testing
             #expect(cosine(e.colbert!.values, g.colbert!.values) >= 0.999)
         }
     }
+
+    @Test func int8MatchesFp32WithinTheGateAndPacksAQuarterOfTheBytes() throws {
+        let reference = try BGEM3Model(directory: EngineFixtures.tinyModel, threads: 2)
+        let reduced = try BGEM3Model(directory: EngineFixtures.tinyModel, threads: 2, precision: .int8)
+        #expect(reduced.precision == .int8)
+        // s8 weights plus two floats per output channel, against four bytes per weight (the fp32
+        // ColBERT head is in both).
+        #expect(reduced.packedWeightBytes < reference.packedWeightBytes / 2)
+        let expected = try reference.encode(texts, outputs: .all)
+        let got = try reduced.encode(texts, outputs: .all)
+        let cosines = zip(expected, got).map { cosine($0.dense!, $1.dense!) }
+        let mean = cosines.reduce(0, +) / Float(cosines.count)
+        #expect(cosines.min()! >= 0.99 && mean >= 0.995, "dense cosine min \(cosines.min()!) mean \(mean)")
+        for (e, g) in zip(expected, got) {
+            #expect(cosine(e.colbert!.values, g.colbert!.values) >= 0.99)
+            #expect(abs(M3Score.lexical(e.sparse!, e.sparse!) - M3Score.lexical(g.sparse!, g.sparse!)) <= 0.05 * M3Score.lexical(e.sparse!, e.sparse!))
+        }
+        // The same pass twice gives the same answer (the shared quantisation buffer is reused).
+        #expect(try reduced.encode(texts, outputs: .all) == got)
+    }
+
+    @Test func autoNamesTheFastestPrecisionAndUnknownNamesAreRejected() {
+        #expect(Precision(choice: "auto") == Precision.automatic)
+        #expect(Precision.automatic.unsupportedReason == nil)
+        #expect(Precision(choice: "int8") == .int8)
+        #expect(Precision(choice: "fp16") == nil)
+        #expect(Precision.choices == ["auto", "fp32", "bf16", "int8"])
+    }
+
+    @Test func int8LevelsFollowTheCPU() {
+        // Exact u8×s8 products: with VNNI full range; without it one operand has 7 bits, so
+        // vpmaddubsw's int16 pair sums cannot saturate.
+        let levels = Int8Levels.forThisCPU
+        #expect(levels == (OneDNNRuntime.hasVNNI ? .full : .withoutVNNI))
+        #expect(2 * Int8Levels.withoutVNNI.activationMaximum * Int8Levels.withoutVNNI.weightMaximum <= Int(Int16.max))
+    }
+
+    @Test func comparisonOfIdenticalOutputsIsExactAndPassesEveryGate() throws {
+        let model = try EngineFixtures.model.get()
+        // Two queries, then the passages; each query's relevant passages include itself, so every
+        // pair has a lexical score.
+        let outputs = try model.encode(Array(texts.prefix(2)) + texts, outputs: .all)
+        let comparison = PrecisionComparison(reference: outputs, candidate: outputs, queries: 2, relevant: [[0, 2], [1, 3]])
+        #expect(comparison.denseCosineMin >= 0.99999 && comparison.lexicalRelativeErrorMax == 0 && comparison.colbertRelativeErrorMax == 0)
+        #expect(comparison.top10Overlap == 1 && comparison.pairs == 4 && comparison.texts == texts.count + 2)
+        for precision in Precision.allCases { #expect(comparison.passesGates(for: precision)) }
+        // A candidate with one dense vector turned around fails the int8 gate.
+        var flipped = outputs
+        flipped[5].dense = flipped[5].dense!.map { -$0 }
+        let bad = PrecisionComparison(reference: outputs, candidate: flipped, queries: 2, relevant: [[0, 2], [1, 3]])
+        #expect(bad.denseCosineMin < -0.99 && !bad.passesGates(for: .int8))
+    }
 }

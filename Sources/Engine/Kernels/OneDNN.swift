@@ -51,6 +51,12 @@ public final class OneDNNRuntime: @unchecked Sendable {
         self.stream = stream!
     }
 
+    /// Whether oneDNN's int8 kernels accumulate u8×s8 products exactly here (VNNI).
+    public static var hasVNNI: Bool {
+        [dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx, dnnl_cpu_isa_avx2_vnni]
+            .contains(dnnl_get_effective_cpu_isa())
+    }
+
     /// The instruction set oneDNN dispatches to on this CPU.
     public static var effectiveISA: String {
         switch dnnl_get_effective_cpu_isa() {

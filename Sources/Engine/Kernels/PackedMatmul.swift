@@ -23,6 +23,13 @@ final class PackedMatmul: @unchecked Sendable {
     private let attributes: dnnl_primitive_attr_t
     /// The implementation oneDNN picked (for logs and `bench`).
     let implementation: String
+    /// What the int8 epilogue needs; nil for other precisions.
+    private let int8: Int8Parameters?
+
+    private struct Int8Parameters {
+        let levels: Int8Levels
+        let scaledRowSums: [Float]
+    }
 
     /// - Parameters:
     ///   - weight: `outputSize × inputSize` row-major (PyTorch `Linear.weight`).
@@ -34,21 +41,33 @@ final class PackedMatmul: @unchecked Sendable {
         self.gelu = gelu
         self.precision = precision
         self.runtime = runtime
+        // int8: quantise per output channel; the primitive applies those scales (fixed now, as its
+        // fast kernel requires), the per-row activation scales, bias and GELU follow it.
+        let levels = Int8Levels.forThisCPU
+        let quantized = precision == .int8
+            ? QuantizedWeights(weight, outputs: outputSize, inputs: inputSize, maximum: levels.weightMaximum) : nil
+        self.int8 = quantized.map { Int8Parameters(levels: levels, scaledRowSums: $0.scaledRowSums) }
 
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "dnnl_primitive_attr_create")
-        if gelu {
+        if gelu && precision != .int8 {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "dnnl_post_ops_create")
             try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_erf, 0, 0), "dnnl_post_ops_append_eltwise")
             try check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "dnnl_primitive_attr_set_post_ops")
             dnnl_post_ops_destroy(postOps)
         }
+        if let quantized {
+            try check(dnnl_primitive_attr_set_output_scales(attributes, dnnl_dim_t(outputSize), 1 << 1, quantized.scales),
+                      "dnnl_primitive_attr_set_output_scales")
+        }
         self.attributes = attributes!
 
         // Ask the primitive which weight layout it wants, for a typical row count.
-        let plain = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba)
-        var any = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_format_tag_any, type: precision.dataType)
+        let weightType = precision.weightDataType
+        // The weights as given: fp32 N×K, or s8 N×K once quantised.
+        let plain = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: quantized == nil ? dnnl_f32 : dnnl_s8)
+        var any = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_format_tag_any, type: weightType)
         let probe = try Self.primitiveDescriptor(rows: 256, weights: &any, inputSize: inputSize, outputSize: outputSize,
                                                  precision: precision, attributes: attributes!, runtime: runtime)
         defer { dnnl_primitive_desc_destroy(probe) }
@@ -57,9 +76,9 @@ final class PackedMatmul: @unchecked Sendable {
         // A plain K×N choice is slower than N×K on AVX2; keep N×K unless the layout is blocked.
         var plainCopy = plain
         let blocked = chosen.format_kind == dnnl_blocked && chosen.format_desc.blocking.inner_nblks > 0
-        if !blocked { chosen = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: precision.dataType) }
+        if !blocked { chosen = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: weightType) }
         // A reorder lays out (and converts) the weights unless they are already fp32 N×K.
-        let packed = blocked || precision != .fp32
+        let packed = blocked || precision == .bf16
         self.weightsDescriptor = chosen
         self.implementation = name
 
@@ -69,22 +88,21 @@ final class PackedMatmul: @unchecked Sendable {
         var weightsMemory: dnnl_memory_t?
         try check(dnnl_memory_create(&weightsMemory, &chosen, runtime.engine, storage), "dnnl_memory_create(weights)")
         self.weights = weightsMemory!
-        if packed {
-            var source: dnnl_memory_t?
-            try check(dnnl_memory_create(&source, &plainCopy, runtime.engine, UnsafeMutableRawPointer(mutating: weight)), "dnnl_memory_create(plain weights)")
-            defer { dnnl_memory_destroy(source) }
-            var reorderDescriptor: dnnl_primitive_desc_t?
-            try check(dnnl_reorder_primitive_desc_create(&reorderDescriptor, &plainCopy, runtime.engine, &chosen, runtime.engine, nil),
-                      "dnnl_reorder_primitive_desc_create")
-            defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
-            var reorder: dnnl_primitive_t?
-            try check(dnnl_primitive_create(&reorder, reorderDescriptor), "dnnl_primitive_create(reorder)")
-            defer { dnnl_primitive_destroy(reorder) }
-            var args = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_FROM), memory: source), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_TO), memory: weightsMemory)]
-            try check(dnnl_primitive_execute(reorder, runtime.stream, 2, &args), "dnnl_primitive_execute(reorder)")
-            try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+        func place(_ data: UnsafeRawPointer, byteCount: Int) throws(OneDNNError) {
+            if packed {
+                try Self.reorder(UnsafeMutableRawPointer(mutating: data), plainCopy, into: weightsMemory!, chosen, runtime: runtime)
+            } else {
+                storage.copyMemory(from: data, byteCount: byteCount)
+            }
+        }
+        if let quantized {
+            var failure: OneDNNError?
+            quantized.values.withUnsafeBytes { bytes in
+                do throws(OneDNNError) { try place(bytes.baseAddress!, byteCount: bytes.count) } catch { failure = error }
+            }
+            if let failure { throw failure }
         } else {
-            storage.copyMemory(from: weight, byteCount: outputSize * inputSize * 4)
+            try place(weight, byteCount: outputSize * inputSize * 4)
         }
 
         biasStorage = UnsafeMutablePointer<Float>.allocate(capacity: outputSize)
@@ -93,6 +111,26 @@ final class PackedMatmul: @unchecked Sendable {
         var biasMemory: dnnl_memory_t?
         try check(dnnl_memory_create(&biasMemory, &biasDescriptor, runtime.engine, biasStorage), "dnnl_memory_create(bias)")
         self.bias = biasMemory!
+    }
+
+    /// Lays out (and converts) plain weights into the primitive's format.
+    private static func reorder(_ data: UnsafeMutableRawPointer, _ plain: dnnl_memory_desc_t, into target: dnnl_memory_t,
+                                _ chosen: dnnl_memory_desc_t, runtime: OneDNNRuntime) throws(OneDNNError) {
+        var plain = plain
+        var chosen = chosen
+        var source: dnnl_memory_t?
+        try check(dnnl_memory_create(&source, &plain, runtime.engine, data), "dnnl_memory_create(plain weights)")
+        defer { dnnl_memory_destroy(source) }
+        var reorderDescriptor: dnnl_primitive_desc_t?
+        try check(dnnl_reorder_primitive_desc_create(&reorderDescriptor, &plain, runtime.engine, &chosen, runtime.engine, nil),
+                  "dnnl_reorder_primitive_desc_create")
+        defer { dnnl_primitive_desc_destroy(reorderDescriptor) }
+        var reorder: dnnl_primitive_t?
+        try check(dnnl_primitive_create(&reorder, reorderDescriptor), "dnnl_primitive_create(reorder)")
+        defer { dnnl_primitive_destroy(reorder) }
+        var args = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_FROM), memory: source), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_TO), memory: target)]
+        try check(dnnl_primitive_execute(reorder, runtime.stream, 2, &args), "dnnl_primitive_execute(reorder)")
+        try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
     }
 
     deinit {
@@ -107,7 +145,7 @@ final class PackedMatmul: @unchecked Sendable {
     /// Bytes of weights this layer keeps resident.
     var residentBytes: Int {
         var descriptor = weightsDescriptor
-        return dnnl_memory_desc_get_size(&descriptor) + outputSize * 4
+        return dnnl_memory_desc_get_size(&descriptor) + outputSize * 4 * (int8 == nil ? 1 : 2)
     }
 
     /// A primitive and its source/destination memories for one row count.
@@ -115,14 +153,18 @@ final class PackedMatmul: @unchecked Sendable {
         let primitive: dnnl_primitive_t
         let source: dnnl_memory_t
         let destination: dnnl_memory_t
+        /// GELU in place on the output, where it cannot be fused (int8: it follows the epilogue).
+        let activation: dnnl_primitive_t?
         var lastUse: UInt64 = 0
-        init(primitive: dnnl_primitive_t, source: dnnl_memory_t, destination: dnnl_memory_t) {
+        init(primitive: dnnl_primitive_t, source: dnnl_memory_t, destination: dnnl_memory_t, activation: dnnl_primitive_t?) {
             self.primitive = primitive
             self.source = source
             self.destination = destination
+            self.activation = activation
         }
         func destroy() {
             dnnl_primitive_destroy(primitive)
+            if let activation { dnnl_primitive_destroy(activation) }
             dnnl_memory_destroy(source)
             dnnl_memory_destroy(destination)
         }
@@ -134,7 +176,7 @@ final class PackedMatmul: @unchecked Sendable {
     private var uses: UInt64 = 0
     private let cacheLock = NSLock()
     private static let cacheLimit = 48
-    /// bf16 copies of inputs: one buffer for all layers (calls never overlap within a pass; a
+    /// bf16 or u8 copies of inputs: one buffer for all layers (calls never overlap within a pass; a
     /// lock keeps passes of different models apart).
     private static let conversionBuffer = ConversionBuffer()
 
@@ -147,28 +189,58 @@ final class PackedMatmul: @unchecked Sendable {
             elapsedNanoseconds += DispatchTime.now().uptimeNanoseconds - start
             cacheLock.unlock()
         }
-        if precision == .bf16 { Self.conversionBuffer.lock.lock() }
-        defer { if precision == .bf16 { Self.conversionBuffer.lock.unlock() } }
+        let converts = precision != .fp32
+        if converts { Self.conversionBuffer.lock.lock() }
+        defer { if converts { Self.conversionBuffer.lock.unlock() } }
         // The OpenMP thread count is per calling thread; set it for whichever thread calls.
         omp_set_num_threads(Int32(runtime.threads))
         let instance = try self.instance(rows: rows)
-        try check(dnnl_memory_set_data_handle(instance.source, UnsafeMutableRawPointer(mutating: input)), "dnnl_memory_set_data_handle")
+        var source = UnsafeMutableRawPointer(mutating: input)
+        var rowScales: UnsafeMutablePointer<Float>?
+        var rowOffsets: UnsafeMutablePointer<Float>?
+        switch precision {
+        case .fp32:
+            break
+        case .bf16:
+            // The primitive reads bf16 rows: convert this call's input into the shared buffer.
+            let count = rows * inputSize
+            let converted = Self.conversionBuffer.reserve(bytes: count * 2).bindMemory(to: UInt16.self, capacity: count)
+            BFloat16Conversion.convert(input, into: converted, count: count, threads: runtime.threads)
+            source = UnsafeMutableRawPointer(converted)
+        case .int8:
+            // u8 rows, then each row's scale and offset, in the shared buffer.
+            let count = rows * inputSize
+            let buffer = Self.conversionBuffer.reserve(bytes: (count + 63) & ~63 + rows * 8)
+            let scales = (buffer + (count + 63) & ~63).bindMemory(to: Float.self, capacity: 2 * rows)
+            Int8Activations.quantize(input, rows: rows, columns: inputSize, maximum: int8!.levels.activationMaximum,
+                                     into: buffer.bindMemory(to: UInt8.self, capacity: count), scales: scales, offsets: scales + rows,
+                                     threads: runtime.threads)
+            source = buffer
+            rowScales = scales
+            rowOffsets = scales + rows
+        }
+        try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
         var args = [
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC_0), memory: instance.source),
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS_0), memory: weights),
-            dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias),
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST_0), memory: instance.destination),
         ]
-        if precision == .bf16 {
-            // The primitive reads bf16 rows: convert this call's input into the shared buffer.
-            let count = rows * inputSize
-            let converted = Self.conversionBuffer.reserve(count)
-            BFloat16Conversion.convert(input, into: converted, count: count, threads: runtime.threads)
-            try check(dnnl_memory_set_data_handle(instance.source, converted), "dnnl_memory_set_data_handle")
-        }
+        if int8 == nil { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
         try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
         try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+        if let int8, let rowScales, let rowOffsets {
+            int8.scaledRowSums.withUnsafeBufferPointer { sums in
+                Int8Activations.finish(output, rows: rows, columns: outputSize, scales: rowScales, offsets: rowOffsets,
+                                       scaledRowSums: sums.baseAddress!, bias: biasStorage, threads: runtime.threads)
+            }
+        }
+        if let activation = instance.activation {
+            var activationArgs = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: instance.destination),
+                                  dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: instance.destination)]
+            try check(dnnl_primitive_execute(activation, runtime.stream, 2, &activationArgs), "dnnl_primitive_execute(gelu)")
+            try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+        }
     }
 
     /// Seconds spent computing since the last call, and restarts the count.
@@ -202,7 +274,17 @@ final class PackedMatmul: @unchecked Sendable {
         var destination: dnnl_memory_t?
         try check(dnnl_memory_create(&source, &sourceDescriptor, runtime.engine, nil), "dnnl_memory_create(src)")
         try check(dnnl_memory_create(&destination, &destinationDescriptor, runtime.engine, nil), "dnnl_memory_create(dst)")
-        let instance = Instance(primitive: primitive!, source: source!, destination: destination!)
+        var activation: dnnl_primitive_t?
+        if gelu && precision == .int8 {
+            var operation = dnnl_eltwise_desc_t()
+            try check(dnnl_eltwise_forward_desc_init(&operation, dnnl_forward_inference, dnnl_eltwise_gelu_erf, &destinationDescriptor, 0, 0),
+                      "dnnl_eltwise_forward_desc_init")
+            var descriptor: dnnl_primitive_desc_t?
+            try check(dnnl_primitive_desc_create(&descriptor, &operation, nil, runtime.engine, nil), "dnnl_primitive_desc_create(gelu)")
+            defer { dnnl_primitive_desc_destroy(descriptor) }
+            try check(dnnl_primitive_create(&activation, descriptor), "dnnl_primitive_create(gelu)")
+        }
+        let instance = Instance(primitive: primitive!, source: source!, destination: destination!, activation: activation)
         instance.lastUse = uses
         cache[rows] = instance
         return instance
@@ -214,7 +296,12 @@ final class PackedMatmul: @unchecked Sendable {
         var bias = try matrixDescriptor(rows: 1, columns: outputSize, tag: dnnl_ab)
         var destination = try matrixDescriptor(rows: rows, columns: outputSize, tag: dnnl_ab)
         var operation = dnnl_matmul_desc_t()
-        try check(dnnl_matmul_desc_init(&operation, &source, &weights, &bias, &destination), "dnnl_matmul_desc_init")
+        // int8 adds the bias after the per-row scales (``Int8Activations/finish``).
+        if precision == .int8 {
+            try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init")
+        } else {
+            try check(dnnl_matmul_desc_init(&operation, &source, &weights, &bias, &destination), "dnnl_matmul_desc_init")
+        }
         var descriptor: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil), "dnnl_primitive_desc_create(matmul)")
         return descriptor!
@@ -227,19 +314,19 @@ final class PackedMatmul: @unchecked Sendable {
     }
 }
 
-/// A growable bf16 buffer shared by the layers; ``PackedMatmul/run(rows:input:output:)`` holds its
-/// lock from conversion to the end of the product.
+/// A growable buffer for converted (bf16) or quantised (u8) inputs, shared by the layers;
+/// ``PackedMatmul/run(rows:input:output:)`` holds its lock from conversion to the end of the product.
 final class ConversionBuffer: @unchecked Sendable {
     let lock = NSLock()
-    private var storage: UnsafeMutablePointer<UInt16>?
+    private var storage: UnsafeMutableRawPointer?
     private var capacity = 0
 
-    /// At least `count` elements; call with ``lock`` held.
-    func reserve(_ count: Int) -> UnsafeMutablePointer<UInt16> {
-        if count > capacity {
+    /// At least `bytes` bytes, 64-byte aligned; call with ``lock`` held.
+    func reserve(bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity {
             storage?.deallocate()
-            storage = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
-            capacity = count
+            storage = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            capacity = bytes
         }
         return storage!
     }

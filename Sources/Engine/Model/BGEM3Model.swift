@@ -6,11 +6,16 @@ import Tokenizer
 /// Expects the Hugging Face layout of `BAAI/bge-m3`: `config.json`, `model.safetensors` (or
 /// `pytorch_model.bin`), `tokenizer.json`, `sparse_linear.pt` and `colbert_linear.pt`. The heads
 /// are required: the reference silently randomises missing ones, which gives meaningless output.
+/// A BERT encoder (`model_type: "bert"`, e.g. all-MiniLM-L6-v2 with heads added by `bgem3 synth
+/// --heads-for`) also loads; its WordPiece tokenizer is not one this engine runs, so it encodes
+/// token ids made elsewhere (``tokenizer`` is nil).
 /// One batch runs at a time per model; concurrent callers wait their turn.
 public final class BGEM3Model: Encoder, @unchecked Sendable {
     public let directory: URL
     public let config: ModelConfig
-    public let tokenizer: UnigramTokenizer
+    /// Nil for a BERT model whose `tokenizer.json` is not a SentencePiece Unigram tokenizer; the
+    /// server and `embed` refuse such a model (``requireTokenizer()``), `eval` takes token ids.
+    public let tokenizer: UnigramTokenizer?
     /// Threads the kernels use.
     public let threads: Int
     /// The matrix products' operand format.
@@ -50,12 +55,16 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         self.config = config
         let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
         do {
-            tokenizer = try UnigramTokenizer(contentsOf: tokenizerURL)
+            let tokenizer = try UnigramTokenizer(contentsOf: tokenizerURL)
+            guard tokenizer.vocabularySize <= config.vocabularySize else {
+                throw WeightLoadError.invalidConfig(file: tokenizerURL.path, reason: "the tokenizer has \(tokenizer.vocabularySize) ids but config.json's vocab_size is \(config.vocabularySize)")
+            }
+            self.tokenizer = tokenizer
+        } catch let error as WeightLoadError {
+            throw error
         } catch {
-            throw .invalidConfig(file: tokenizerURL.path, reason: error.description)
-        }
-        guard tokenizer.vocabularySize <= config.vocabularySize else {
-            throw .invalidConfig(file: tokenizerURL.path, reason: "the tokenizer has \(tokenizer.vocabularySize) ids but config.json's vocab_size is \(config.vocabularySize)")
+            guard config.architecture == .bert else { throw .invalidConfig(file: tokenizerURL.path, reason: "\(error)") }
+            self.tokenizer = nil
         }
         do { runtime = try OneDNNRuntime.shared(threads: threads) } catch {
             throw .unreadable(file: directory.path, reason: "the matrix library did not start: \(error)")
@@ -65,7 +74,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
             throw .missingFile(path: candidates[0].path, purpose: "model weights: model.safetensors or pytorch_model.bin")
         }
         weightsFile = weightsURL
-        excludedSparseIDs = Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer)
+        excludedSparseIDs = Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer, tokenizerFile: tokenizerURL)
         attentionShape = BlockedAttention(heads: config.heads, headSize: config.headSize, threads: threads)
         let network = try Network(directory: directory, weightsFile: weightsURL, config: config, threads: threads,
                                   excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
@@ -95,9 +104,22 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         }
     }
 
-    /// The ids FlagEmbedding never weights: the tokenizer's cls, eos, pad and unk tokens.
-    private static func excludedSparseIDs(directory: URL, tokenizer: UnigramTokenizer) -> Set<Int32> {
-        var names = ["cls_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"]
+    /// The tokenizer, or an error naming why this model has none the engine runs.
+    public func requireTokenizer() throws(WeightLoadError) -> UnigramTokenizer {
+        guard let tokenizer else {
+            throw .invalidConfig(file: directory.appendingPathComponent("tokenizer.json").path,
+                                 reason: "not a SentencePiece Unigram (XLM-R) tokenizer; this model can only encode token ids (bgem3 eval --token-ids)")
+        }
+        return tokenizer
+    }
+
+    /// The ids FlagEmbedding never weights: the tokenizer's cls, eos, pad and unk tokens (for a
+    /// model without a Unigram tokenizer, looked up among `tokenizer.json`'s added tokens).
+    private static func excludedSparseIDs(directory: URL, tokenizer: UnigramTokenizer?, tokenizerFile: URL) -> Set<Int32> {
+        let bert = tokenizer == nil
+        var names = bert ? ["cls_token": "[CLS]", "eos_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]"]
+                         : ["cls_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"]
+        if bert { names["sep_token"] = "[SEP]" }
         if let data = try? Data(contentsOf: directory.appendingPathComponent("special_tokens_map.json")),
            let map = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
             for key in names.keys {
@@ -105,7 +127,16 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
                 if let value = (map[key] as? [String: Any])?["content"] as? String { names[key] = value }
             }
         }
-        return Set(names.values.compactMap { tokenizer.id(forToken: $0) })
+        if let tokenizer { return Set(names.values.compactMap { tokenizer.id(forToken: $0) }) }
+        var added: [String: Int32] = [:]
+        if let data = try? Data(contentsOf: tokenizerFile),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let tokens = object["added_tokens"] as? [[String: Any]] {
+            for token in tokens {
+                if let content = token["content"] as? String, let id = token["id"] as? Int { added[content] = Int32(id) }
+            }
+        }
+        return Set(names.values.compactMap { added[$0] })
     }
 
     /// The workspace bytes a batch of these sequence lengths needs, exactly as ``encode(_:outputs:)``
@@ -235,7 +266,8 @@ private final class Network: @unchecked Sendable {
         let colbert = try openWeightFile(at: colbertURL)
         encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, precision: precision, runtime: runtime),
                                      threads: threads)
-        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize, excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
+        // The heads stay fp32 at every precision: they are a small share of the work.
+        heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize, excludedSparseIDs: excludedSparseIDs, runtime: runtime)
         files = [weights, sparse, colbert]
         // Layer weights now live in packed copies; embeddings are read from the map on demand.
         for file in files { file.releaseResidentPages() }

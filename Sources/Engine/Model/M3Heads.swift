@@ -13,7 +13,7 @@ struct M3Heads: @unchecked Sendable {
     var colbertDimension: Int { colbert.outputSize }
 
     init(sparse: any WeightFile, colbert colbertFile: any WeightFile, hiddenSize: Int, excludedSparseIDs: Set<Int32>,
-         precision: Precision, runtime: OneDNNRuntime) throws(WeightLoadError) {
+         runtime: OneDNNRuntime) throws(WeightLoadError) {
         func load(_ file: any WeightFile, _ name: String, _ check: ([Int]) -> Bool, _ expected: [Int]) throws(WeightLoadError) -> FloatBuffer {
             let tensor = try file.tensor(name)
             guard check(tensor.shape) else { throw .wrongShape(tensor: "\(file.path): \(name)", expected: expected, found: tensor.shape) }
@@ -30,7 +30,7 @@ struct M3Heads: @unchecked Sendable {
         let bias = try load(colbertFile, "bias", { $0 == [dimension] }, [dimension])
         do {
             colbert = try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: dimension, inputSize: hiddenSize,
-                                       gelu: false, precision: precision, runtime: runtime)
+                                       gelu: false, precision: .fp32, runtime: runtime)
         } catch {
             throw .malformed(file: colbertFile.path, reason: "the matrix library refused the ColBERT layer: \(error)")
         }

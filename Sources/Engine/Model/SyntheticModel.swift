@@ -67,11 +67,7 @@ public enum SyntheticModel {
         ]
         try SafetensorsWriter.write(entries, to: directory.appendingPathComponent("model.safetensors"), progress: progress)
 
-        func values(_ count: Int) -> [Float] { (0..<count).map { _ in random.next() * 0.02 } }
-        try PyTorchWriter.write([("weight", [1, h], values(h)), ("bias", [1], [0])],
-                                to: directory.appendingPathComponent("sparse_linear.pt"))
-        try PyTorchWriter.write([("weight", [h, h], values(h * h)), ("bias", [h], [Float](repeating: 0, count: h))],
-                                to: directory.appendingPathComponent("colbert_linear.pt"))
+        try writeHeads(hiddenSize: h, to: directory, random: &random)
 
         let configJSON: [String: Any] = [
             "architectures": ["XLMRobertaModel"], "model_type": "xlm-roberta", "hidden_size": h,
@@ -97,6 +93,22 @@ public enum SyntheticModel {
             try? FileManager.default.removeItem(at: destination)
             try FileManager.default.copyItem(at: tokenizer, to: destination)
         }
+    }
+
+    /// Writes random `sparse_linear.pt` and `colbert_linear.pt` for an encoder of this width, so
+    /// that an encoder without BGE-M3's heads (all-MiniLM-L6-v2, say) runs all three outputs for
+    /// precision measurements. The head outputs mean nothing; how precision changes them does.
+    public static func writeHeads(hiddenSize: Int, to directory: URL, seed: UInt64 = 42) throws {
+        var random = NormalGenerator(seed: seed)
+        try writeHeads(hiddenSize: hiddenSize, to: directory, random: &random)
+    }
+
+    private static func writeHeads(hiddenSize h: Int, to directory: URL, random: inout NormalGenerator) throws {
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in random.next() * 0.02 } }
+        try PyTorchWriter.write([("weight", [1, h], values(h)), ("bias", [1], [0])],
+                                to: directory.appendingPathComponent("sparse_linear.pt"))
+        try PyTorchWriter.write([("weight", [h, h], values(h * h)), ("bias", [h], [Float](repeating: 0, count: h))],
+                                to: directory.appendingPathComponent("colbert_linear.pt"))
     }
 }
 

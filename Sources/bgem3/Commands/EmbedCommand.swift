@@ -35,12 +35,18 @@ struct EmbedCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
     var threads: Int?
 
+    @Option(name: .long, help: "Matrix-product precision, as serve takes it: \(Precision.choices.joined(separator: ", ")) (default auto; fp32 for exact parity with FlagEmbedding).")
+    var precision: String = "auto"
+
     @Option(name: .long, help: "Tokens per batch (memory grows with it).")
     var batchTokens: Int = 16384
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
+        guard Precision(choice: precision) != nil else {
+            throw ValidationError("--precision must be one of \(Precision.choices.joined(separator: ", ")), not \(precision)")
+        }
     }
 
     private struct Line: Decodable {
@@ -55,7 +61,9 @@ struct EmbedCommand: ParsableCommand {
         if outputs.isEmpty { outputs = .dense }
 
         let loaded: BGEM3Model
-        do { loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads) } catch { throw CommandFailure(error.description) }
+        do {
+            loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: Precision(choice: precision)!)
+        } catch { throw CommandFailure(error.description) }
         let maxLength = self.maxLength ?? loaded.maximumSequenceLength
         guard (2...loaded.maximumSequenceLength).contains(maxLength) else {
             throw CommandFailure("--max-length \(maxLength) is outside 2...\(loaded.maximumSequenceLength)")
@@ -78,7 +86,7 @@ struct EmbedCommand: ParsableCommand {
                 throw CommandFailure("line \(number): expected a JSON object with a \"text\" string")
             }
             extra["text"] = nil
-            encodings.append(loaded.tokenizer.encode(text, options: EncodeOptions(maxLength: maxLength)))
+            encodings.append(try loaded.requireTokenizer().encode(text, options: EncodeOptions(maxLength: maxLength)))
             carried.append(extra)
         }
 

@@ -23,7 +23,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Revision of a hub id: a branch, tag or commit (BGE_M3_REVISION, default main).") var revision: String?
     @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
     @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
-    @Option(name: .long, help: "Matrix-product precision: fp32, or bf16 on CPUs with AVX512-BF16 (refused elsewhere, naming the feature) (BGE_M3_PRECISION, default fp32).") var precision: String?
+    @Option(name: .long, help: "Matrix-product precision: auto (the fastest that passes the accuracy gates here: int8), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16; refused elsewhere, naming the feature) or int8 (BGE_M3_PRECISION, default auto; `bgem3 eval` measures the cost).") var precision: String?
     @Option(name: .long, help: "Texts per request, 1...100000 (BGE_M3_MAX_BATCH, default 256).") var maxBatch: Int?
     @Option(name: .long, help: "Tokens per text, 2...8192 (BGE_M3_MAX_SEQ_LENGTH, default 8192).") var maxSeqLength: Int?
     @Option(name: .long, help: "Characters per text, checked before tokenising (BGE_M3_MAX_TEXT_CHARS, default 200000).") var maxTextChars: Int?
@@ -98,9 +98,13 @@ struct ServeCommand: AsyncParsableCommand {
         let idle = try settings.double(idleTimeoutSecs, "IDLE_TIMEOUT_SECS", default: 0, range: 0...31_536_000)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
 
-        let precisionName = try settings.choice(precision, "PRECISION", default: "fp32", allowed: Precision.allCases.map(\.rawValue))
-        let chosenPrecision = Precision(rawValue: precisionName)!
+        let precisionName = try settings.choice(precision, "PRECISION", default: "auto", allowed: Precision.choices)
+        let chosenPrecision = Precision(choice: precisionName)!
         if let reason = chosenPrecision.unsupportedReason { throw CommandFailure("--precision \(precisionName): \(reason)") }
+        logger.info("precision", metadata: ["requested": .string(precisionName), "running": .string(chosenPrecision.rawValue),
+                                            "isa": .string(OneDNNRuntime.effectiveISA), "vnni": .stringConvertible(OneDNNRuntime.hasVNNI),
+                                            "avx512_bf16": .stringConvertible(Precision.bf16.unsupportedReason == nil),
+                                            "int8_levels": .string(Int8Levels.forThisCPU.description)])
 
         try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
                                   precision: chosenPrecision, limits: limits, memory: memory, scheduling: scheduling, version: BGEM3Version.string, logger: logger).run()

@@ -13,6 +13,11 @@ struct SynthCommand: ParsableCommand {
             BAAI/bge-m3 (preset bge-m3: 24 layers, hidden 1024, 16 heads, FFN 4096, 8194 positions, \
             250,002 pieces; about 2.3 GB) or of the tiny test model (preset tiny). The outputs are \
             meaningless; the speed and memory are those of the real model.
+
+            With --heads-for DIR it instead gives an existing encoder (a BERT or XLM-R model \
+            directory without BGE-M3's heads, such as all-MiniLM-L6-v2) random sparse and ColBERT \
+            heads: --out gets links to DIR's files plus the two heads, so `bgem3 eval` can measure \
+            how a precision changes all three outputs on real encoder weights.
             """)
 
     @Option(name: .long, help: "bge-m3 or tiny.")
@@ -22,12 +27,17 @@ struct SynthCommand: ParsableCommand {
     var out: String
 
     @Option(name: .long, help: ArgumentHelp("The tokenizer.json to copy in; its ids must fit the preset's vocabulary (the real XLM-R tokenizer for bge-m3).", valueName: "file"))
-    var tokenizer: String
+    var tokenizer: String?
+
+    @Option(name: .long, help: ArgumentHelp("An encoder directory to give random heads (instead of a preset).", valueName: "dir"))
+    var headsFor: String?
 
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 42
 
     func run() throws {
+        if let headsFor { return try writeHeads(for: URL(fileURLWithPath: headsFor)) }
+        guard let tokenizer else { throw ValidationError("give --tokenizer FILE (or --heads-for DIR)") }
         guard let preset = SyntheticModel.Preset(rawValue: preset) else {
             throw ValidationError("unknown preset '\(self.preset)'; use bge-m3 or tiny")
         }
@@ -45,5 +55,21 @@ struct SynthCommand: ParsableCommand {
         }
         bar?.finish()
         FileHandle.standardError.write(Data("synth: wrote \(preset.rawValue) model to \(directory.path)\n".utf8))
+    }
+
+    private func writeHeads(for source: URL) throws {
+        let config: ModelConfig
+        do { config = try ModelConfig(contentsOf: source.appendingPathComponent("config.json")) } catch { throw CommandFailure(error.description) }
+        let directory = URL(fileURLWithPath: out)
+        let manager = FileManager.default
+        try manager.createDirectory(at: directory, withIntermediateDirectories: true)
+        let linked = ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "special_tokens_map.json", "tokenizer_config.json"]
+        for name in linked where manager.fileExists(atPath: source.appendingPathComponent(name).path) {
+            let link = directory.appendingPathComponent(name)
+            try? manager.removeItem(at: link)
+            try manager.createSymbolicLink(at: link, withDestinationURL: source.appendingPathComponent(name).standardizedFileURL)
+        }
+        try SyntheticModel.writeHeads(hiddenSize: config.hiddenSize, to: directory, seed: seed)
+        FileHandle.standardError.write(Data("synth: linked \(source.path) into \(directory.path) with random heads (hidden \(config.hiddenSize))\n".utf8))
     }
 }

@@ -1,0 +1,167 @@
+import COneDNN
+
+/// How many levels the int8 operands use on this CPU.
+///
+/// With VNNI (`vpdpbusd`) every u8×s8 product is accumulated exactly in int32, so activations use
+/// all of 0...255 and weights −127...127. Without it (AVX2, AVX-512 without VNNI) oneDNN's kernel
+/// multiplies with `vpmaddubsw`, which adds two adjacent products in a saturating int16: full-range
+/// operands overflow it (9 % error measured on Zen 3). Halving one operand's range keeps every
+/// pair sum within int16 (2·127·127 < 32,767, 2·255·63 < 32,767), so the integer product is exact
+/// again. Which operand gives up a bit was measured with `bgem3 eval` (the arithmetic is the
+/// same on every CPU, so it was measured on both code paths on one machine): see
+/// ``withoutVNNI``.
+public struct Int8Levels: Sendable, Equatable, CustomStringConvertible {
+    /// Activations are quantised to `0...activationMaximum` (per row, with a zero point).
+    public let activationMaximum: Int
+    /// Weights are quantised to `-weightMaximum...weightMaximum` (per output channel, symmetric).
+    public let weightMaximum: Int
+
+    /// VNNI: exact int32 accumulation of full-range operands.
+    public static let full = Int8Levels(activationMaximum: 255, weightMaximum: 127)
+    /// No VNNI: 7-bit weights and 8-bit activations. Per-channel weight scales already follow
+    /// each output's range, while activations of one row mix channels of very different sizes
+    /// (the outlier dimensions of transformer hidden states), so the activations keep their 8th
+    /// bit. Measured with `bgem3 eval` on all-MiniLM-L6-v2: dense cosine min/mean 0.9972/0.9982
+    /// with 7-bit weights against 0.9948/0.9966 with 7-bit activations (0.9986/0.9990 full range).
+    public static let withoutVNNI = Int8Levels(activationMaximum: 255, weightMaximum: 63)
+
+    /// The levels this CPU multiplies exactly (oneDNN's effective ISA decides, so
+    /// `DNNL_MAX_CPU_ISA=AVX2` selects the AVX2 path on any CPU).
+    public static var forThisCPU: Int8Levels { OneDNNRuntime.hasVNNI ? .full : .withoutVNNI }
+
+    public var description: String { "u8 0...\(activationMaximum) × s8 ±\(weightMaximum)" }
+}
+
+/// Weights of one `Linear` layer quantised per output channel: `W[n][k] ≈ scale[n] · q[n][k]`.
+struct QuantizedWeights {
+    /// `outputs × inputs` row-major, as `Linear.weight`.
+    let values: [Int8]
+    let scales: [Float]
+    /// `scale[n] · Σₖ q[n][k]`: what a zero point contributes to output `n` per unit.
+    let scaledRowSums: [Float]
+
+    init(_ weight: UnsafePointer<Float>, outputs: Int, inputs: Int, maximum: Int) {
+        var values = [Int8](repeating: 0, count: outputs * inputs)
+        var scales = [Float](repeating: 1, count: outputs)
+        var sums = [Float](repeating: 0, count: outputs)
+        let limit = Float(maximum)
+        for n in 0..<outputs {
+            let row = weight + n * inputs
+            var largest: Float = 0
+            for k in 0..<inputs { largest = max(largest, abs(row[k])) }
+            let scale = largest > 0 ? largest / limit : 1
+            var sum = 0
+            for k in 0..<inputs {
+                let q = Int(min(limit, max(-limit, (row[k] / scale).rounded(.toNearestOrEven))))
+                values[n * inputs + k] = Int8(q)
+                sum += q
+            }
+            scales[n] = scale
+            sums[n] = scale * Float(sum)
+        }
+        self.values = values
+        self.scales = scales
+        self.scaledRowSums = sums
+    }
+}
+
+/// Dynamic per-row quantisation of activations and the matching epilogue.
+///
+/// Each row gets its own affine map `x ≈ scale · (q − zeroPoint)` over its own [min, max] (zero
+/// included): rows differ in size by orders of magnitude (`<s>` rows, padding-free batches of
+/// different texts), so one scale per tensor would waste most levels on the largest row.
+/// oneDNN 2.6's fast int8 kernel (brgemm) only takes scales fixed when the primitive is made, so
+/// the primitive applies the per-channel weight scales and ``finish`` applies the per-row ones.
+enum Int8Activations {
+    typealias Vector = SIMD8<Float>
+
+    /// Quantises `rows × columns` values into `target`, writing each row's scale and
+    /// `scale · zeroPoint` (the offset ``finish`` subtracts).
+    static func quantize(_ source: UnsafePointer<Float>, rows: Int, columns: Int, maximum: Int,
+                         into target: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>,
+                         offsets: UnsafeMutablePointer<Float>, threads: Int) {
+        let workers = min(threads, max(1, rows * columns >> 15))
+        let shared = Shared((source: source, target: target, scales: scales, offsets: offsets))
+        runWorkers(workers) { worker in
+            let (source, target, scales, offsets) = shared.value
+            var row = worker
+            while row < rows {
+                let (scale, zeroPoint) = quantizeRow(source + row * columns, count: columns, maximum: Float(maximum),
+                                                     into: target + row * columns)
+                scales[row] = scale
+                offsets[row] = scale * zeroPoint
+                row += workers
+            }
+        }
+    }
+
+    /// One row; returns its scale and zero point.
+    @inline(__always)
+    private static func quantizeRow(_ row: UnsafePointer<Float>, count: Int, maximum: Float,
+                                    into target: UnsafeMutablePointer<UInt8>) -> (Float, Float) {
+        let vectorEnd = count & ~7
+        var lowest = Vector.zero
+        var highest = Vector.zero
+        var i = 0
+        while i < vectorEnd {
+            let v = VectorMath.load(row + i)
+            lowest.replace(with: v, where: v .< lowest)
+            highest.replace(with: v, where: v .> highest)
+            i += 8
+        }
+        var low = min(lowest.min(), 0)
+        var high = max(highest.max(), 0)
+        while i < count { low = min(low, row[i]); high = max(high, row[i]); i += 1 }
+        let scale = high > low ? (high - low) / maximum : 1
+        let zeroPoint = (-low / scale).rounded(.toNearestOrEven)
+        let inverse = Vector(repeating: 1 / scale)
+        let shift = Vector(repeating: zeroPoint)
+        let top = Vector(repeating: maximum)
+        // Adding 1.5·2²³ leaves round-to-nearest(t) in the low mantissa bits (see VectorMath.exp).
+        let magic = Vector(repeating: 12_582_912.0)
+        let magicBits = unsafeBitCast(magic, to: SIMD8<Int32>.self)
+        i = 0
+        while i < vectorEnd {
+            var t = VectorMath.load(row + i) * inverse + shift
+            t.replace(with: 0, where: t .< 0)
+            t.replace(with: top, where: t .> top)
+            let integers = unsafeBitCast(t + magic, to: SIMD8<Int32>.self) &- magicBits
+            UnsafeMutableRawPointer(target + i).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: integers), as: SIMD8<UInt8>.self)
+            i += 8
+        }
+        while i < count {
+            let t = min(maximum, max(0, (row[i] / scale + zeroPoint).rounded(.toNearestOrEven)))
+            target[i] = UInt8(t)
+            i += 1
+        }
+        return (scale, zeroPoint)
+    }
+
+    /// Turns the primitive's `z[m][n] = weightScale[n] · Σₖ q[m][k]·w[n][k]` into the layer's output:
+    /// `y[m][n] = scale[m] · z[m][n] − offset[m] · scaledRowSums[n] + bias[n]`, in place.
+    static func finish(_ output: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scales: UnsafePointer<Float>,
+                       offsets: UnsafePointer<Float>, scaledRowSums: UnsafePointer<Float>, bias: UnsafePointer<Float>, threads: Int) {
+        let workers = min(threads, max(1, rows * columns >> 15))
+        let shared = Shared((output: output, scales: scales, offsets: offsets, sums: scaledRowSums, bias: bias))
+        runWorkers(workers) { worker in
+            let (output, scales, offsets, sums, bias) = shared.value
+            let vectorEnd = columns & ~7
+            var row = worker
+            while row < rows {
+                let y = output + row * columns
+                let scale = scales[row]
+                let offset = offsets[row]
+                let scaleVector = Vector(repeating: scale)
+                let offsetVector = Vector(repeating: -offset)
+                var i = 0
+                while i < vectorEnd {
+                    let value = VectorMath.load(y + i) * scaleVector + (VectorMath.load(sums + i) * offsetVector + VectorMath.load(bias + i))
+                    VectorMath.store(value, y + i)
+                    i += 8
+                }
+                while i < columns { y[i] = y[i] * scale - offset * sums[i] + bias[i]; i += 1 }
+                row += workers
+            }
+        }
+    }
+}
