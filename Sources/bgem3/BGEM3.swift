@@ -7,7 +7,8 @@ struct BGEM3: AsyncParsableCommand {
         abstract: "BGE-M3 embeddings: dense, sparse lexical and ColBERT vectors from one forward pass.",
         discussion: """
             This build has the tokenizer (identical ids and offsets to Hugging Face `tokenizers` for \
-            the XLM-R family), the native fp32 engine, the HTTP server (serve) with its memory-aware \
+            the XLM-R family), the native engine (fp32, int8, and bf16 where the CPU has it; eval \
+            measures what each costs in accuracy), the HTTP server (serve) with its memory-aware \
             scheduler and start-up memory probe (probe), and hub downloads.
             """,
         version: BGEM3Version.string,
