@@ -10,12 +10,15 @@ import Testing
         sequence.append(2)
         return sequence
     }
-    let short: [[Int32]] = [[0, 100, 200, 300, 2], [0, 42, 2]]
+    /// Two short texts and one of 150 tokens (long enough for the bf16 attention products).
+    let short: [[Int32]] = [[0, 100, 200, 300, 2], [0, 42, 2], [0] + (0..<148).map { Int32(7 + $0 * 11 % 4000) } + [2]]
 
     /// A pass interrupted at every safe point by another pass (in another workspace, on the same
-    /// thread) gives exactly the results of both run alone.
-    @Test func nestedPassesAtSafePointsChangeNothing() throws {
-        let model = try BGEM3Model(directory: EngineFixtures.tinyModel, threads: 2)
+    /// thread) gives exactly the results of both run alone, at every precision this CPU runs
+    /// (the reduced ones share quantisation buffers and attention primitives between passes).
+    @Test(arguments: Precision.allCases.filter { $0.unsupportedReason == nil })
+    func nestedPassesAtSafePointsChangeNothing(_ precision: Precision) throws {
+        let model = try BGEM3Model(directory: EngineFixtures.tinyModel, threads: 2, precision: precision)
         let expectedLong = try model.encode(long, outputs: .all)
         let expectedShort = try model.encode(short, outputs: .all)
         let outer = EncoderWorkspace()
