@@ -32,8 +32,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
     var threads: Int?
 
-    @Option(name: .long, help: "Precision of the matrix products: \(Precision.choices.joined(separator: ", ")) (bf16 needs AVX512-BF16).")
-    var precision: String = "fp32"
+    @Option(name: .long, help: "Precision of the matrix products (bf16 needs AVX512-BF16; auto is int8).")
+    var precision: PrecisionChoice = .fp32
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
@@ -41,9 +41,6 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        guard Precision(choice: precision) != nil else {
-            throw ValidationError("--precision must be one of \(Precision.choices.joined(separator: ", ")), not \(precision)")
-        }
         if model == nil && tokenizer == nil { throw ValidationError("give --model DIR (or --tokenizer FILE for the tokenizer workload)") }
         for name in selectedWorkloads where name != "tokenizer" {
             guard ModelBenchmark.names.contains(name) else {
@@ -76,7 +73,7 @@ struct BenchCommand: ParsableCommand {
         if let model, !modelNames.isEmpty {
             let loaded: BGEM3Model
             do {
-                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: Precision(choice: precision)!)
+                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision.precision)
             } catch { throw CommandFailure(error.description) }
             implementation = loaded.matmulImplementation
             ceiling = try MatmulCeiling.measure(threads: threads)
@@ -92,14 +89,14 @@ struct BenchCommand: ParsableCommand {
         }
         if json {
             let object: [String: Any] = [
-                "version": BGEM3Version.string, "precision": Precision(choice: precision)!.rawValue, "isa": OneDNNRuntime.effectiveISA, "threads": threads, "cpu": CPUDescription.current,
+                "version": BGEM3Version.string, "precision": precision.precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "threads": threads, "cpu": CPUDescription.current,
                 "matmul_gflops": ceiling.map { $0 as Any } ?? NSNull(), "workloads": rows,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(Precision(choice: precision)!.rawValue)")
+        print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(precision.precision.rawValue)")
         if let ceiling {
             print(String(format: "fp32 matmul ceiling (512x1024x4096, %@): %.1f GFLOP/s", implementation, ceiling))
             let seconds = AttentionTiming.measure(length: 512, threads: threads)

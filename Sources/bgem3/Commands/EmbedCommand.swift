@@ -35,8 +35,8 @@ struct EmbedCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
     var threads: Int?
 
-    @Option(name: .long, help: "Matrix-product precision, as serve takes it: \(Precision.choices.joined(separator: ", ")) (default auto; fp32 for exact parity with FlagEmbedding).")
-    var precision: String = "auto"
+    @Option(name: .long, help: "Matrix-product precision, as serve takes it (fp32 for exact parity with FlagEmbedding).")
+    var precision: PrecisionChoice = .auto
 
     @Option(name: .long, help: "Tokens per batch (memory grows with it).")
     var batchTokens: Int = 16384
@@ -44,9 +44,6 @@ struct EmbedCommand: ParsableCommand {
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
-        guard Precision(choice: precision) != nil else {
-            throw ValidationError("--precision must be one of \(Precision.choices.joined(separator: ", ")), not \(precision)")
-        }
     }
 
     private struct Line: Decodable {
@@ -62,7 +59,7 @@ struct EmbedCommand: ParsableCommand {
 
         let loaded: BGEM3Model
         do {
-            loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: Precision(choice: precision)!)
+            loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision.precision)
         } catch { throw CommandFailure(error.description) }
         let maxLength = self.maxLength ?? loaded.maximumSequenceLength
         guard (2...loaded.maximumSequenceLength).contains(maxLength) else {

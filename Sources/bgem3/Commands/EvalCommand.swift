@@ -23,8 +23,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The model directory.", valueName: "dir"))
     var model: String
 
-    @Option(name: .long, help: "The precision to measure against fp32: \(Precision.choices.joined(separator: ", ")).")
-    var precision: String = "auto"
+    @Option(name: .long, help: "The precision to measure against fp32.")
+    var precision: PrecisionChoice = .auto
 
     @Option(name: .long, help: ArgumentHelp("Texts: {\"queries\": [...], \"passages\": [...], \"relevant\": [[passage index]]} (default: the built-in set).", valueName: "file"))
     var texts: String?
@@ -42,9 +42,6 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard Precision(choice: precision) != nil else {
-            throw ValidationError("--precision must be one of \(Precision.choices.joined(separator: ", ")), not \(precision)")
-        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
     }
@@ -61,7 +58,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let chosen = Precision(choice: precision)!
+        let chosen = precision.precision
         if let reason = chosen.unsupportedReason { throw CommandFailure("--precision \(precision): \(reason)") }
         let textData: Data
         if let texts {

@@ -19,7 +19,7 @@ struct ProbeCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("The model directory.", valueName: "dir")) var model: String
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).") var threads: Int?
-    @Option(name: .long, help: "Precision, as serve takes it (the fit is cached per precision): \(Precision.choices.joined(separator: ", ")).") var precision: String = "auto"
+    @Option(name: .long, help: "Precision, as serve takes it (the fit is cached per precision).") var precision: PrecisionChoice = .auto
     @Option(name: .long, help: "Longest sequence to probe, 2...8192 (default: the model's maximum).") var maxSeqLength: Int?
     @Option(name: .long, help: ArgumentHelp("Memory limit, e.g. 4GiB (default: as the server finds it).", valueName: "size")) var memoryLimit: String?
     @Option(name: .long, help: "Fraction of the limit to plan for, 0.1...1.") var memorySafety: Double = 0.9
@@ -38,9 +38,7 @@ struct ProbeCommand: ParsableCommand {
         let logger = Logger(label: "bgem3.probe")
         ProcessMemory.configureAllocator()
         let loaded: BGEM3Model
-        guard let chosen = Precision(choice: precision) else {
-            throw ValidationError("--precision must be one of \(Precision.choices.joined(separator: ", ")), not \(precision)")
-        }
+        let chosen = precision.precision
         do { loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: chosen) } catch { throw CommandFailure(error.description) }
         var environment = ProcessInfo.processInfo.environment
         if let memoryLimit { environment["BGE_M3_MEMORY_LIMIT"] = memoryLimit }
