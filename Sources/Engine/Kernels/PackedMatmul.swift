@@ -77,7 +77,8 @@ final class PackedMatmul: @unchecked Sendable {
         var plainCopy = plain
         let blocked = chosen.format_kind == dnnl_blocked && chosen.format_desc.blocking.inner_nblks > 0
         if !blocked { chosen = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: weightType) }
-        // A reorder lays out (and converts) the weights unless they are already fp32 N×K.
+        // A reorder lays out (and, for bf16, converts) the weights unless they already are in the
+        // chosen layout: fp32 or quantised s8, N×K.
         let packed = blocked || precision == .bf16
         self.weightsDescriptor = chosen
         self.implementation = name
