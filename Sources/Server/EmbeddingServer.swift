@@ -76,7 +76,7 @@ public struct EmbeddingServer: Sendable {
         }
         logger.info("model loaded", metadata: ["path": .string(modelDirectory.path), "seconds": .string(String(format: "%.2f", Date().timeIntervalSince(started))),
                                                "threads": .stringConvertible(model.threads), "matmul": .string(model.matmulImplementation),
-                                               "precision": .string(model.precision.rawValue)])
+                                               "precision": .string(model.precision.rawValue), "attention": .string(model.attentionKernel)])
         let scheduler = BatchScheduler(encoder: model, settings: scheduling, gauge: ProcessMemoryGauge(), logger: logger)
         let ready = DispatchSemaphore(value: 0)
         Task {

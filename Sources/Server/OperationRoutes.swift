@@ -61,7 +61,7 @@ struct OperationRoutes: Sendable {
                 "\"model_path\":\(JSONOutput.string(model.directory.path))",
                 "\"dimensions\":\(model.dimension)",
                 "\"max_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
-                "\"engine\":\"bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation))\"",
+                "\"engine\":\"bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel))\"",
                 "\"precision\":\"\(model.precision.rawValue)\"",
                 "\"cpu\":\(CPUCapabilities.json)",
                 "\"threads\":\(model.threads)",

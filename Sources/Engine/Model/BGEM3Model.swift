@@ -42,6 +42,13 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     public var dimension: Int { config.hiddenSize }
     public var maximumSequenceLength: Int { config.maximumSequenceLength }
 
+    /// Which attention kernel runs (for logs, `/info` and `bench`).
+    public var attentionKernel: String {
+        TransformerEncoder.usesMatmulAttention(precision: precision)
+            ? "oneDNN bf16 products for \(MatmulAttention.shortest)...\(MatmulAttention.longest) tokens, blocked fp32 otherwise"
+            : "blocked fp32"
+    }
+
     /// Whether the weights are in memory now.
     public var isLoaded: Bool { networkLock.withLock { network != nil } }
 
@@ -146,7 +153,8 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     }
 
     private func plan(lengths: [Int], outputs: EmbeddingOutputs) -> WorkspacePlan {
-        var plan = TransformerEncoder.plan(lengths: lengths, config: config, attention: attentionShape)
+        var plan = TransformerEncoder.plan(lengths: lengths, config: config, attention: attentionShape,
+                                           matmulAttention: TransformerEncoder.usesMatmulAttention(precision: precision))
         if outputs.contains(.colbert) { plan.multiVector = lengths.reduce(0, +) * colbertDimension * MemoryLayout<Float>.size }
         return plan
     }
@@ -264,8 +272,16 @@ private final class Network: @unchecked Sendable {
         }
         let sparse = try openWeightFile(at: sparseURL)
         let colbert = try openWeightFile(at: colbertURL)
+        var matmulAttention: MatmulAttention?
+        if TransformerEncoder.usesMatmulAttention(precision: precision) {
+            do {
+                matmulAttention = try MatmulAttention(heads: config.heads, headSize: config.headSize, threads: threads, runtime: runtime)
+            } catch {
+                throw .unsupportedPrecision("oneDNN could not set up the bf16 attention products: \(error)")
+            }
+        }
         encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, precision: precision, runtime: runtime),
-                                     threads: threads)
+                                     threads: threads, matmulAttention: matmulAttention)
         // The heads stay fp32 at every precision: they are a small share of the work.
         heads = try M3Heads(sparse: sparse, colbert: colbert, hiddenSize: config.hiddenSize, excludedSparseIDs: excludedSparseIDs, runtime: runtime)
         files = [weights, sparse, colbert]

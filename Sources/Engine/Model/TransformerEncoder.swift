@@ -6,6 +6,8 @@ final class TransformerEncoder: @unchecked Sendable {
     let config: ModelConfig
     let weights: TransformerWeights
     let attention: BlockedAttention
+    /// bf16 attention products for the reduced precisions where the CPU has AVX512-BF16.
+    let matmulAttention: MatmulAttention?
     /// Time spent in attention since the last ``takeAttentionSeconds()``.
     private let attentionNanoseconds = NanosecondCounter()
 
@@ -17,19 +19,26 @@ final class TransformerEncoder: @unchecked Sendable {
     /// Rows computed at a time by the matrix products (see ``inRowBlocks(_:checkpoint:_:)``).
     static let rowBlock = 512
 
-    init(config: ModelConfig, weights: TransformerWeights, threads: Int) {
+    init(config: ModelConfig, weights: TransformerWeights, threads: Int, matmulAttention: MatmulAttention?) {
         self.config = config
         self.weights = weights
         self.attention = BlockedAttention(heads: config.heads, headSize: config.headSize, threads: threads)
+        self.matmulAttention = matmulAttention
+    }
+
+    /// Whether a model at this precision runs ``MatmulAttention`` here: the reduced precisions
+    /// already trade exactness for speed, and bf16 products halve attention's time.
+    static func usesMatmulAttention(precision: Precision) -> Bool {
+        precision != .fp32 && MatmulAttention.isAvailable
     }
 
     /// The exact workspace a batch of these sequence lengths needs.
     func plan(lengths: [Int]) -> WorkspacePlan {
-        Self.plan(lengths: lengths, config: config, attention: attention)
+        Self.plan(lengths: lengths, config: config, attention: attention, matmulAttention: matmulAttention != nil)
     }
 
     /// The exact workspace of a batch, from the shapes alone (no weights needed).
-    static func plan(lengths: [Int], config: ModelConfig, attention: BlockedAttention) -> WorkspacePlan {
+    static func plan(lengths: [Int], config: ModelConfig, attention: BlockedAttention, matmulAttention: Bool) -> WorkspacePlan {
         let tokens = lengths.reduce(0, +)
         let longest = lengths.max() ?? 0
         let h = config.hiddenSize
@@ -37,7 +46,9 @@ final class TransformerEncoder: @unchecked Sendable {
         return WorkspacePlan(
             hidden: tokens * h * f, queryKeyValue: tokens * 3 * h * f, context: tokens * h * f,
             projected: tokens * h * f, feedForward: min(tokens, rowBlock) * config.intermediateSize * f,
-            attentionScratch: attention.scratchBytes(longest: longest))
+            attentionScratch: max(attention.scratchBytes(longest: longest),
+                                  matmulAttention ? MatmulAttention.scratchBytes(longest: longest, heads: config.heads, headSize: config.headSize,
+                                                                                 threads: attention.threads) : 0))
     }
 
     /// Position ids as Hugging Face computes them: for XLM-R, `padding_idx` plus the count of
@@ -88,8 +99,7 @@ final class TransformerEncoder: @unchecked Sendable {
                     try layer.queryKeyValue.run(rows: rows, input: hidden + start * h, output: workspace.queryKeyValue.floats + start * 3 * h)
                 }
                 let attentionStart = DispatchTime.now().uptimeNanoseconds
-                attention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: spans,
-                              scratch: workspace.attentionScratch.pointer!, checkpoint: checkpoint)
+                try attend(spans, workspace: workspace, checkpoint: checkpoint)
                 attentionNanoseconds.add(DispatchTime.now().uptimeNanoseconds - attentionStart)
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
                     try layer.attentionOutput.run(rows: rows, input: workspace.context.floats + start * h, output: workspace.projected.floats + start * h)
@@ -104,6 +114,25 @@ final class TransformerEncoder: @unchecked Sendable {
             }
         } catch {
             throw .kernel(error.description)
+        }
+    }
+
+    /// Attention for every sequence: ``MatmulAttention`` for those it takes, ``BlockedAttention``
+    /// for the rest (and for everything at fp32).
+    private func attend(_ spans: [(start: Int, length: Int)], workspace: Workspace, checkpoint: (() -> Void)?) throws(OneDNNError) {
+        let scratch = workspace.attentionScratch.pointer!
+        var remaining = spans
+        if let matmulAttention {
+            let taken = spans.filter { MatmulAttention.takes(length: $0.length) }
+            remaining = spans.filter { !MatmulAttention.takes(length: $0.length) }
+            if !taken.isEmpty {
+                try matmulAttention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: taken,
+                                        scratch: scratch, checkpoint: checkpoint)
+            }
+        }
+        if !remaining.isEmpty {
+            attention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: remaining,
+                          scratch: scratch, checkpoint: checkpoint)
         }
     }
 

@@ -12,8 +12,8 @@ struct BenchCommand: ParsableCommand {
             lines); 1x128, 1x512 and 1x8192 (one sequence of that many tokens); 64xmixed (64 sequences \
             of 16 to 512 tokens from a fixed seed). Default: all but 1x8192. Each model workload runs in \
             a fresh state after one warm-up; the median of --runs runs is reported (1 run for 1x8192), \
-            with the workload's own peak RSS. The fp32 matrix-product ceiling (a 512x1024x4096 product \
-            with the engine's kernel set-up) is measured in the same run, so figures from different \
+            with the workload's own peak RSS. The matrix-product ceiling at the benchmarked precision (a \
+            512x1024x4096 product with the engine's kernel set-up) is measured in the same run, so figures from different \
             machines can be compared as fractions of it.
             """)
 
@@ -69,6 +69,7 @@ struct BenchCommand: ParsableCommand {
         var results: [ModelBenchmark.Result] = []
         var ceiling: Double?
         var implementation = "none"
+        var attentionKernel = "none"
         let modelNames = names.filter { $0 != "tokenizer" }
         if let model, !modelNames.isEmpty {
             let loaded: BGEM3Model
@@ -76,7 +77,8 @@ struct BenchCommand: ParsableCommand {
                 loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision.precision)
             } catch { throw CommandFailure(error.description) }
             implementation = loaded.matmulImplementation
-            ceiling = try MatmulCeiling.measure(threads: threads)
+            attentionKernel = loaded.attentionKernel
+            ceiling = try MatmulCeiling.measure(threads: threads, precision: loaded.precision)
             let benchmark = ModelBenchmark(model: loaded)
             for name in modelNames {
                 let result = try benchmark.run(ModelBenchmark.workload(name, runs: runs)!)
@@ -89,7 +91,7 @@ struct BenchCommand: ParsableCommand {
         }
         if json {
             let object: [String: Any] = [
-                "version": BGEM3Version.string, "precision": precision.precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "threads": threads, "cpu": CPUDescription.current,
+                "version": BGEM3Version.string, "precision": precision.precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "attention": attentionKernel, "threads": threads, "cpu": CPUDescription.current,
                 "matmul_gflops": ceiling.map { $0 as Any } ?? NSNull(), "workloads": rows,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -98,9 +100,10 @@ struct BenchCommand: ParsableCommand {
         }
         print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(precision.precision.rawValue)")
         if let ceiling {
-            print(String(format: "fp32 matmul ceiling (512x1024x4096, %@): %.1f GFLOP/s", implementation, ceiling))
-            let seconds = AttentionTiming.measure(length: 512, threads: threads)
-            print(String(format: "attention kernel (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
+            print(String(format: "%@ matmul ceiling (512x1024x4096): %.1f %@; layers run %@; attention: %@", precision.precision.rawValue, ceiling,
+                         precision.precision == .int8 ? "GOP/s" : "GFLOP/s", implementation, attentionKernel))
+            let seconds = AttentionDiagnostics.measure(length: 512, threads: threads)
+            print(String(format: "blocked fp32 attention kernel (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
         }
         if let t = tokenizerResult {
             print(String(format: "tokenizer: load %.3f s, %.2f MB/s, %.0f tokens/s (one thread, median of %d)", t.loadSeconds, t.megabytesPerSecond, t.tokensPerSecond, runs))

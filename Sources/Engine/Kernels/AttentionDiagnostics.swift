@@ -1,0 +1,105 @@
+import Foundation
+
+/// The attention kernels alone on random data: timing for `bench` and tuning, and agreement of the
+/// bf16 products with the fp32 kernel for tests.
+public enum AttentionDiagnostics {
+    /// Seconds for one layer's attention over one sequence of `length` tokens (median of `runs`),
+    /// with the fp32 kernel.
+    public static func measure(length: Int, heads: Int = 16, headSize: Int = 64, threads: Int, runs: Int = 5) -> Double {
+        let attention = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
+        let qkv = randomProjection(tokens: length, hidden: heads * headSize, seed: 3)
+        var context = [Float](repeating: 0, count: length * heads * headSize)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: attention.scratchBytes(longest: length), alignment: 64)
+        defer { scratch.deallocate() }
+        var times: [Double] = []
+        qkv.withUnsafeBufferPointer { q in
+            context.withUnsafeMutableBufferPointer { c in
+                for _ in 0...runs {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    attention.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: [(0, length)], scratch: scratch)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+            }
+        }
+        return times.dropFirst().sorted()[runs / 2]
+    }
+
+    /// How closely the bf16 attention products (used at the reduced precisions on CPUs with
+    /// AVX512-BF16) follow the fp32 kernel, over one batch of sequences of `lengths` tokens
+    /// (those outside the bf16 kernel's range go through the fp32 kernel in both runs).
+    /// - Returns: the smallest cosine between corresponding context rows of one head, the largest
+    ///   absolute difference, and the checkpoint rounds the bf16 run took; nil where the CPU
+    ///   lacks AVX512-BF16.
+    public static func bf16Agreement(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int,
+                                     seed: UInt64 = 11) throws -> (minimumCosine: Float, maximumDifference: Float, rounds: Int)? {
+        guard MatmulAttention.isAvailable else { return nil }
+        let runtime = try OneDNNRuntime.shared(threads: threads)
+        let hidden = heads * headSize
+        let tokens = lengths.reduce(0, +)
+        var sequences: [(start: Int, length: Int)] = []
+        for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
+        let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
+        let blocked = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
+        let products = try MatmulAttention(heads: heads, headSize: headSize, threads: threads, runtime: runtime)
+        let longest = lengths.max() ?? 0
+        let bytes = max(blocked.scratchBytes(longest: longest),
+                        MatmulAttention.scratchBytes(longest: longest, heads: heads, headSize: headSize, threads: threads))
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
+        defer { scratch.deallocate() }
+        var expected = [Float](repeating: .nan, count: tokens * hidden)
+        var got = [Float](repeating: .nan, count: tokens * hidden)
+        var rounds = 0
+        try qkv.withUnsafeBufferPointer { q throws(OneDNNError) in
+            expected.withUnsafeMutableBufferPointer { e in
+                blocked.run(qkv: q.baseAddress!, context: e.baseAddress!, sequences: sequences, scratch: scratch)
+            }
+            let taken = sequences.filter { MatmulAttention.takes(length: $0.length) }
+            let others = sequences.filter { !MatmulAttention.takes(length: $0.length) }
+            try got.withUnsafeMutableBufferPointer { g throws(OneDNNError) in
+                if !taken.isEmpty {
+                    try products.run(qkv: q.baseAddress!, context: g.baseAddress!, sequences: taken, scratch: scratch) { rounds += 1 }
+                }
+                if !others.isEmpty { blocked.run(qkv: q.baseAddress!, context: g.baseAddress!, sequences: others, scratch: scratch) }
+            }
+        }
+        var minimumCosine: Float = 1
+        var maximumDifference: Float = 0
+        for token in 0..<tokens {
+            for head in 0..<heads {
+                let offset = token * hidden + head * headSize
+                var dot: Float = 0, normE: Float = 0, normG: Float = 0
+                for k in 0..<headSize {
+                    let (a, b) = (expected[offset + k], got[offset + k])
+                    dot += a * b
+                    normE += a * a
+                    normG += b * b
+                    maximumDifference = max(maximumDifference, abs(a - b).isNaN ? .infinity : abs(a - b))
+                }
+                let cosine = dot / (normE.squareRoot() * normG.squareRoot())
+                minimumCosine = min(minimumCosine, cosine.isNaN ? -1 : cosine)
+            }
+        }
+        return (minimumCosine, maximumDifference, rounds)
+    }
+
+    /// A fused query-key-value projection of `tokens` rows with the spread of real activations.
+    private static func randomProjection(tokens: Int, hidden: Int, seed: UInt64) -> [Float] {
+        var generator = NormalGenerator(seed: seed)
+        return (0..<(tokens * 3 * hidden)).map { _ in generator.next() }
+    }
+}
+
+/// A nanosecond total that several threads may add to and one reads and resets.
+final class NanosecondCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total: UInt64 = 0
+
+    func add(_ nanoseconds: UInt64) { lock.withLock { total += nanoseconds } }
+
+    func take() -> UInt64 {
+        lock.withLock {
+            defer { total = 0 }
+            return total
+        }
+    }
+}

@@ -1,0 +1,291 @@
+import COneDNN
+import Foundation
+
+/// Self-attention through oneDNN's bf16 matrix products, for the reduced precisions on CPUs with
+/// AVX512-BF16 (twice the multiply-add rate of fp32 there).
+///
+/// Work is split as in ``BlockedAttention``: (sequence, head) pairs spread over the workers, each
+/// pair computed by one thread from start to end, so that the head's keys, values, scores and
+/// probabilities stay in that core's L2. Per block of query rows: scores = Q·Kᵀ/√d (bf16 operands,
+/// fp32 results), softmax in fp32 over the real keys, probabilities to bf16, context = P·V. Each
+/// product runs on the calling worker alone: inside an OpenMP parallel region oneDNN executes a
+/// primitive on the calling thread.
+///
+/// An earlier version ran each product over all cores with every head at once: as fast when the
+/// machine was quiet, and up to twice as slow as the fp32 kernel whenever a neighbour used the L3,
+/// because the 1 MiB score block crossed between the cores.
+///
+/// Keys are padded with zero rows to a multiple of ``keyQuantum`` (the softmax ignores them) and
+/// query blocks to a multiple of ``rowQuantum``, so primitives exist per padded shape only.
+/// Memory is linear in the sequence length: one head's panels and one block of scores per worker.
+final class MatmulAttention: @unchecked Sendable {
+    let heads: Int
+    let headSize: Int
+    let threads: Int
+    private let runtime: OneDNNRuntime
+    /// One stream per worker: workers execute primitives at the same time.
+    private let streams: [dnnl_stream_t]
+
+    static let keyQuantum = 64
+    static let rowQuantum = 16
+    /// Longer sequences stay with ``BlockedAttention``: one head's keys and values would outgrow L2.
+    static let longest = 2048
+    /// Shorter ones too: their products are too small to pay for the oneDNN calls. (From 16 tokens
+    /// on, the mixed workload of 64 sequences of 16-512 tokens ran as fast as from 96 on.)
+    static let shortest = 32
+    /// Scores of one block of query rows: a quarter of Zen 4's 1 MiB L2, leaving room for the
+    /// head's keys and values and the probabilities.
+    static let scoreBytes = 256 << 10
+
+    /// Whether this CPU runs the bf16 products (otherwise ``BlockedAttention`` does all the work).
+    static var isAvailable: Bool { Precision.bf16.unsupportedReason == nil }
+
+    /// The two products of one padded block shape, for one worker (with their own memory objects,
+    /// whose data handles are set before each call, and their own library-managed scratchpads).
+    private final class Products {
+        let scores: dnnl_primitive_t
+        let context: dnnl_primitive_t
+        let memories: [dnnl_memory_t]
+        init(scores: dnnl_primitive_t, context: dnnl_primitive_t, memories: [dnnl_memory_t]) {
+            self.scores = scores
+            self.context = context
+            self.memories = memories
+        }
+        deinit {
+            dnnl_primitive_destroy(scores)
+            dnnl_primitive_destroy(context)
+            for memory in memories { dnnl_memory_destroy(memory) }
+        }
+    }
+
+    private struct ShapeKey: Hashable {
+        let worker: Int
+        let rows: Int
+        let keys: Int
+    }
+
+    private let lock = NSLock()
+    private var products: [ShapeKey: Products] = [:]
+
+    init(heads: Int, headSize: Int, threads: Int, runtime: OneDNNRuntime) throws(OneDNNError) {
+        self.heads = heads
+        self.headSize = headSize
+        self.threads = max(1, threads)
+        self.runtime = runtime
+        var streams: [dnnl_stream_t] = []
+        for _ in 0..<self.threads {
+            var stream: dnnl_stream_t?
+            try check(dnnl_stream_create(&stream, runtime.engine, dnnl_stream_default_flags.rawValue), "dnnl_stream_create(attention)")
+            streams.append(stream!)
+        }
+        self.streams = streams
+    }
+
+    deinit {
+        for stream in streams { dnnl_stream_destroy(stream) }
+    }
+
+    private static func padded(_ count: Int, to quantum: Int) -> Int { (count + quantum - 1) / quantum * quantum }
+
+    /// Query rows per block for `keys` padded keys: as many as keep the scores within ``scoreBytes``.
+    private static func rowsPerBlock(keys: Int) -> Int {
+        min(128, max(rowQuantum, scoreBytes / (4 * keys) / rowQuantum * rowQuantum))
+    }
+
+    /// Whether a sequence of this length runs here.
+    static func takes(length: Int) -> Bool { (shortest...longest).contains(length) }
+
+    private static func bytesPerWorker(longest: Int, headSize: Int) -> Int {
+        let keys = padded(min(longest, Self.longest), to: keyQuantum)
+        let rows = rowsPerBlock(keys: keys)
+        return 2 * 2 * keys * headSize      // keys and values (bf16)
+            + 2 * rows * headSize           // one block of queries (bf16)
+            + (4 + 2) * rows * keys         // scores (fp32) and probabilities (bf16)
+            + 4 * rows * headSize           // one block of context (fp32)
+            + 6 * 64                        // alignment of the parts
+    }
+
+    /// Scratch bytes for sequences up to `longest` tokens (those over ``longest`` are not run here).
+    static func scratchBytes(longest: Int, heads: Int, headSize: Int, threads: Int) -> Int {
+        longest < shortest ? 0 : max(1, threads) * bytesPerWorker(longest: longest, headSize: headSize)
+    }
+
+    /// One (sequence, head) pair.
+    private struct Item {
+        let start: Int
+        let length: Int
+        let head: Int
+    }
+
+    /// `context[token, head·headSize ..< (head+1)·headSize]` for every token of every sequence,
+    /// each of ``shortest``...``longest`` tokens.
+    /// - Parameters:
+    ///   - scratch: at least ``scratchBytes(longest:heads:headSize:threads:)`` bytes.
+    ///   - checkpoint: called between rounds of about ``BlockedAttention/roundWork`` row·key
+    ///     products per worker, outside any parallel region.
+    func run(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
+             scratch: UnsafeMutableRawPointer, checkpoint: (() -> Void)?) throws(OneDNNError) {
+        let longest = sequences.map(\.length).max() ?? 0
+        guard longest > 0 else { return }
+        precondition(sequences.allSatisfy { Self.takes(length: $0.length) })
+        var items: [Item] = []
+        for sequence in sequences {
+            for head in 0..<heads { items.append(Item(start: sequence.start, length: sequence.length, head: head)) }
+        }
+        items.sort { $0.length > $1.length }
+        let workItems = items
+        let workers = min(threads, items.count)
+        let perWorker = Self.bytesPerWorker(longest: longest, headSize: headSize)
+        let budget = checkpoint == nil ? Int.max : BlockedAttention.roundWork
+        var next = [Int](0..<workers)
+        var failures = [OneDNNError?](repeating: nil, count: workers)
+        let shared = Shared((qkv: qkv, context: context, scratch: scratch))
+        let attention = self
+        omp_set_num_threads(Int32(runtime.threads))
+        while true {
+            next.withUnsafeMutableBufferPointer { next in
+                failures.withUnsafeMutableBufferPointer { failures in
+                    let state = Shared((next: next, failures: failures))
+                    runWorkers(workers) { worker in
+                        let (qkv, context, scratch) = shared.value
+                        let (next, failures) = state.value
+                        var done = 0
+                        while next[worker] < workItems.count && done < budget && failures[worker] == nil {
+                            let item = workItems[next[worker]]
+                            do throws(OneDNNError) {
+                                try attention.attend(item, worker: worker, qkv: qkv, context: context, scratch: scratch + worker * perWorker)
+                            } catch {
+                                failures[worker] = error
+                            }
+                            done += item.length * item.length
+                            next[worker] += workers
+                        }
+                    }
+                }
+            }
+            if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
+            if next.allSatisfy({ $0 >= items.count }) { break }
+            checkpoint?()
+        }
+    }
+
+    /// One head of one sequence, on the calling worker.
+    private func attend(_ item: Item, worker: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+                        scratch: UnsafeMutableRawPointer) throws(OneDNNError) {
+        let hidden = heads * headSize
+        let d = headSize
+        let stride = 3 * hidden
+        let keys = Self.padded(item.length, to: Self.keyQuantum)
+        let blockRows = Self.rowsPerBlock(keys: keys)
+        var cursor = (Int(bitPattern: scratch) + 63) & ~63
+        func take(_ bytes: Int) -> UnsafeMutableRawPointer {
+            defer { cursor = (cursor + bytes + 63) & ~63 }
+            return UnsafeMutableRawPointer(bitPattern: cursor)!
+        }
+        let keyPanel = take(2 * keys * d).bindMemory(to: UInt16.self, capacity: keys * d)
+        let valuePanel = take(2 * keys * d).bindMemory(to: UInt16.self, capacity: keys * d)
+        let queries = take(2 * blockRows * d).bindMemory(to: UInt16.self, capacity: blockRows * d)
+        let scores = take(4 * blockRows * keys).bindMemory(to: Float.self, capacity: blockRows * keys)
+        let probabilities = take(2 * blockRows * keys).bindMemory(to: UInt16.self, capacity: blockRows * keys)
+        let output = take(4 * blockRows * d).bindMemory(to: Float.self, capacity: blockRows * d)
+
+        for j in 0..<keys {
+            if j < item.length {
+                let row = qkv + (item.start + j) * stride + item.head * d
+                BFloat16Conversion.convert(row + hidden, into: keyPanel + j * d, count: d, threads: 1)
+                BFloat16Conversion.convert(row + 2 * hidden, into: valuePanel + j * d, count: d, threads: 1)
+            } else {
+                (keyPanel + j * d).update(repeating: 0, count: d)
+                (valuePanel + j * d).update(repeating: 0, count: d)
+            }
+        }
+        let stream = streams[worker]
+        var first = 0
+        while first < item.length {
+            let rows = min(blockRows, item.length - first)
+            let paddedRows = Self.padded(rows, to: Self.rowQuantum)
+            for r in 0..<paddedRows {
+                if r < rows {
+                    BFloat16Conversion.convert(qkv + (item.start + first + r) * stride + item.head * d, into: queries + r * d, count: d, threads: 1)
+                } else {
+                    (queries + r * d).update(repeating: 0, count: d)
+                }
+            }
+            let products = try self.products(worker: worker, rows: paddedRows, keys: keys)
+            let (q, k, s, p, v, c) = (products.memories[0], products.memories[1], products.memories[2],
+                                      products.memories[3], products.memories[4], products.memories[5])
+            try check(dnnl_memory_set_data_handle(q, queries), "dnnl_memory_set_data_handle")
+            try check(dnnl_memory_set_data_handle(k, keyPanel), "dnnl_memory_set_data_handle")
+            try check(dnnl_memory_set_data_handle(s, scores), "dnnl_memory_set_data_handle")
+            var scoreArguments = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: q), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: k),
+                                  dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: s)]
+            try check(dnnl_primitive_execute(products.scores, stream, 3, &scoreArguments), "dnnl_primitive_execute(attention scores)")
+            for r in 0..<paddedRows {
+                let row = scores + r * keys
+                let target = probabilities + r * keys
+                if r < rows {
+                    VectorMath.softmax(row, count: item.length)
+                    BFloat16Conversion.convert(row, into: target, count: item.length, threads: 1)
+                    (target + item.length).update(repeating: 0, count: keys - item.length)
+                } else {
+                    target.update(repeating: 0, count: keys)
+                }
+            }
+            try check(dnnl_memory_set_data_handle(p, probabilities), "dnnl_memory_set_data_handle")
+            try check(dnnl_memory_set_data_handle(v, valuePanel), "dnnl_memory_set_data_handle")
+            try check(dnnl_memory_set_data_handle(c, output), "dnnl_memory_set_data_handle")
+            var contextArguments = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: p), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: v),
+                                    dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: c)]
+            try check(dnnl_primitive_execute(products.context, stream, 3, &contextArguments), "dnnl_primitive_execute(attention context)")
+            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            for r in 0..<rows {
+                (context + (item.start + first + r) * hidden + item.head * d).update(from: output + r * d, count: d)
+            }
+            first += rows
+        }
+    }
+
+    /// The products for one worker and padded block shape, made on first use.
+    private func products(worker: Int, rows: Int, keys: Int) throws(OneDNNError) -> Products {
+        let key = ShapeKey(worker: worker, rows: rows, keys: keys)
+        if let found = lock.withLock({ products[key] }) { return found }
+        func descriptor(_ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t) throws(OneDNNError) -> dnnl_memory_desc_t {
+            var result = dnnl_memory_desc_t()
+            try check(dnnl_memory_desc_init_by_tag(&result, 2, dims.map { dnnl_dim_t($0) }, type, tag), "dnnl_memory_desc_init_by_tag")
+            return result
+        }
+        var q = try descriptor([rows, headSize], dnnl_bf16, dnnl_ab)
+        var k = try descriptor([headSize, keys], dnnl_bf16, dnnl_ba)   // [key][d] in memory
+        var s = try descriptor([rows, keys], dnnl_f32, dnnl_ab)
+        var p = try descriptor([rows, keys], dnnl_bf16, dnnl_ab)
+        var v = try descriptor([keys, headSize], dnnl_bf16, dnnl_ab)
+        var c = try descriptor([rows, headSize], dnnl_f32, dnnl_ab)
+        var attributes: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&attributes), "dnnl_primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        var scale = 1 / Float(headSize).squareRoot()
+        try check(dnnl_primitive_attr_set_output_scales(attributes, 1, 0, &scale), "dnnl_primitive_attr_set_output_scales")
+        func primitive(_ source: inout dnnl_memory_desc_t, _ weights: inout dnnl_memory_desc_t, _ destination: inout dnnl_memory_desc_t,
+                       _ attributes: dnnl_primitive_attr_t?) throws(OneDNNError) -> dnnl_primitive_t {
+            var operation = dnnl_matmul_desc_t()
+            try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init(attention)")
+            var descriptor: dnnl_primitive_desc_t?
+            try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil), "dnnl_primitive_desc_create(attention)")
+            defer { dnnl_primitive_desc_destroy(descriptor) }
+            var result: dnnl_primitive_t?
+            try check(dnnl_primitive_create(&result, descriptor), "dnnl_primitive_create(attention)")
+            return result!
+        }
+        let scores = try primitive(&q, &k, &s, attributes)
+        let context = try primitive(&p, &v, &c, nil)
+        var memories: [dnnl_memory_t] = []
+        for var descriptor in [q, k, s, p, v, c] {
+            var memory: dnnl_memory_t?
+            try check(dnnl_memory_create(&memory, &descriptor, runtime.engine, nil), "dnnl_memory_create(attention)")
+            memories.append(memory!)
+        }
+        let made = Products(scores: scores, context: context, memories: memories)
+        lock.withLock { products[key] = made }
+        return made
+    }
+}
