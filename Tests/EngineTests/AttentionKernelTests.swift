@@ -18,6 +18,19 @@ import Testing
         #expect(agreement.minimumCosine >= 0.999, "minimum cosine \(agreement.minimumCosine)")
         #expect(agreement.maximumDifference < 0.05, "maximum difference \(agreement.maximumDifference)")
         #expect(agreement.rounds >= 2, "a checkpoint between rounds of a long batch")
+        #expect(!agreement.scratchOverrun)
+    }
+
+    /// A batch whose longest sequence needs less scratch per worker than a shorter one (576 keys
+    /// get 112 query rows per block, 512 keys 128: with 16-wide heads the shorter needs more). The
+    /// kernel once sized its workers' parts by the longest and wrote past the last one: the
+    /// server crashed with a corrupted heap under load.
+    @Test func noSequenceWritesPastTheScratchTheKernelAskedFor() throws {
+        for headSize in [16, 32, 64] {
+            guard let agreement = try AttentionDiagnostics.bf16Agreement(lengths: [576, 512, 300, 40], heads: 2, headSize: headSize, threads: 2) else { return }
+            #expect(!agreement.scratchOverrun, "head size \(headSize)")
+            #expect(agreement.minimumCosine >= 0.999, "head size \(headSize): minimum cosine \(agreement.minimumCosine)")
+        }
     }
 
     @Test func oneWorkerGivesTheSameAgreement() throws {

@@ -28,10 +28,11 @@ public enum AttentionDiagnostics {
     /// AVX512-BF16) follow the fp32 kernel, over one batch of sequences of `lengths` tokens
     /// (those outside the bf16 kernel's range go through the fp32 kernel in both runs).
     /// - Returns: the smallest cosine between corresponding context rows of one head, the largest
-    ///   absolute difference, and the checkpoint rounds the bf16 run took; nil where the CPU
-    ///   lacks AVX512-BF16.
-    public static func bf16Agreement(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int,
-                                     seed: UInt64 = 11) throws -> (minimumCosine: Float, maximumDifference: Float, rounds: Int)? {
+    ///   absolute difference, the checkpoint rounds the bf16 run took, and whether anything was
+    ///   written past the scratch size the kernels ask for (a guard area after it is checked);
+    ///   nil where the CPU lacks AVX512-BF16.
+    public static func bf16Agreement(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int, seed: UInt64 = 11) throws
+        -> (minimumCosine: Float, maximumDifference: Float, rounds: Int, scratchOverrun: Bool)? {
         guard MatmulAttention.isAvailable else { return nil }
         let runtime = try OneDNNRuntime.shared(threads: threads)
         let hidden = heads * headSize
@@ -44,8 +45,11 @@ public enum AttentionDiagnostics {
         let longest = lengths.max() ?? 0
         let bytes = max(blocked.scratchBytes(longest: longest),
                         MatmulAttention.scratchBytes(longest: longest, heads: heads, headSize: headSize, threads: threads))
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
+        let guardBytes = 4096
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes) + guardBytes, alignment: 64)
         defer { scratch.deallocate() }
+        let guardArea = (scratch + max(64, bytes)).bindMemory(to: UInt8.self, capacity: guardBytes)
+        guardArea.update(repeating: 0xA5, count: guardBytes)
         var expected = [Float](repeating: .nan, count: tokens * hidden)
         var got = [Float](repeating: .nan, count: tokens * hidden)
         var rounds = 0
@@ -79,7 +83,8 @@ public enum AttentionDiagnostics {
                 minimumCosine = min(minimumCosine, cosine.isNaN ? -1 : cosine)
             }
         }
-        return (minimumCosine, maximumDifference, rounds)
+        let overrun = (0..<guardBytes).contains { guardArea[$0] != 0xA5 }
+        return (minimumCosine, maximumDifference, rounds, overrun)
     }
 
     /// A fused query-key-value projection of `tokens` rows with the spread of real activations.

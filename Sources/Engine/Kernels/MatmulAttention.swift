@@ -40,21 +40,42 @@ final class MatmulAttention: @unchecked Sendable {
     /// Whether this CPU runs the bf16 products (otherwise ``BlockedAttention`` does all the work).
     static var isAvailable: Bool { Precision.bf16.unsupportedReason == nil }
 
-    /// The two products of one padded block shape, for one worker (with their own memory objects,
-    /// whose data handles are set before each call, and their own library-managed scratchpads).
+    /// The two products of one padded block shape, for one worker: their own memory objects,
+    /// whose data handles are set before each call, and their own scratchpad buffers (see
+    /// ``Scratchpad``), so that workers never share anything oneDNN writes.
     private final class Products {
         let scores: dnnl_primitive_t
         let context: dnnl_primitive_t
         let memories: [dnnl_memory_t]
-        init(scores: dnnl_primitive_t, context: dnnl_primitive_t, memories: [dnnl_memory_t]) {
+        /// For each product, its scratchpad memory (handle set once, to `scratchpadStorage`), if it needs one.
+        let scratchpads: [dnnl_memory_t?]
+        private let scratchpadStorage: [UnsafeMutableRawPointer]
+        init(scores: dnnl_primitive_t, context: dnnl_primitive_t, memories: [dnnl_memory_t],
+             scratchpads: [(memory: dnnl_memory_t, bytes: Int)?]) throws(OneDNNError) {
             self.scores = scores
             self.context = context
             self.memories = memories
+            var storage: [UnsafeMutableRawPointer] = []
+            for scratchpad in scratchpads.compactMap({ $0 }) {
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: scratchpad.bytes, alignment: 64)
+                storage.append(buffer)
+                try check(dnnl_memory_set_data_handle(scratchpad.memory, buffer), "dnnl_memory_set_data_handle(scratchpad)")
+            }
+            self.scratchpads = scratchpads.map { $0?.memory }
+            self.scratchpadStorage = storage
         }
         deinit {
             dnnl_primitive_destroy(scores)
             dnnl_primitive_destroy(context)
             for memory in memories { dnnl_memory_destroy(memory) }
+            for memory in scratchpads.compactMap({ $0 }) { dnnl_memory_destroy(memory) }
+            for buffer in scratchpadStorage { buffer.deallocate() }
+        }
+
+        /// `arguments` plus the scratchpad of product `index` (0: scores, 1: context).
+        func arguments(_ arguments: [dnnl_exec_arg_t], product index: Int) -> [dnnl_exec_arg_t] {
+            guard let scratchpad = scratchpads[index] else { return arguments }
+            return arguments + [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad)]
         }
     }
 
@@ -95,14 +116,39 @@ final class MatmulAttention: @unchecked Sendable {
     /// Whether a sequence of this length runs here.
     static func takes(length: Int) -> Bool { (shortest...longest).contains(length) }
 
+    /// Where one (sequence, head) pair's parts lie in its worker's scratch, as byte offsets from a
+    /// 64-byte aligned start. One definition for the sizing and the use: a sizing of its own once
+    /// assumed the longest sequence needs the most, which rows per block (fewer for more keys)
+    /// make untrue (576 keys need less than 512), and a shorter sequence wrote past its worker's part.
+    private struct Layout {
+        let keys: Int
+        let rows: Int
+        let keyPanel: Int, valuePanel: Int, queries: Int, scores: Int, probabilities: Int, output: Int
+        let bytes: Int
+
+        init(keys: Int, headSize d: Int) {
+            self.keys = keys
+            rows = MatmulAttention.rowsPerBlock(keys: keys)
+            var cursor = 0
+            func take(_ bytes: Int) -> Int {
+                defer { cursor = (cursor + bytes + 63) & ~63 }
+                return cursor
+            }
+            keyPanel = take(2 * keys * d)           // bf16 [key][d]
+            valuePanel = take(2 * keys * d)         // bf16 [key][d]
+            queries = take(2 * rows * d)            // bf16 [row][d]
+            scores = take(4 * rows * keys)          // fp32 [row][key]
+            probabilities = take(2 * rows * keys)   // bf16 [row][key]
+            output = take(4 * rows * d)             // fp32 [row][d]
+            bytes = cursor
+        }
+    }
+
+    /// Bytes of one worker's part: the largest layout of any padded length up to `longest`, and
+    /// room to align its start.
     private static func bytesPerWorker(longest: Int, headSize: Int) -> Int {
-        let keys = padded(min(longest, Self.longest), to: keyQuantum)
-        let rows = rowsPerBlock(keys: keys)
-        return 2 * 2 * keys * headSize      // keys and values (bf16)
-            + 2 * rows * headSize           // one block of queries (bf16)
-            + (4 + 2) * rows * keys         // scores (fp32) and probabilities (bf16)
-            + 4 * rows * headSize           // one block of context (fp32)
-            + 6 * 64                        // alignment of the parts
+        let most = padded(min(longest, Self.longest), to: keyQuantum)
+        return 64 + stride(from: keyQuantum, through: most, by: keyQuantum).map { Layout(keys: $0, headSize: headSize).bytes }.max()!
     }
 
     /// Scratch bytes for sequences up to `longest` tokens (those over ``longest`` are not run here).
@@ -175,19 +221,16 @@ final class MatmulAttention: @unchecked Sendable {
         let hidden = heads * headSize
         let d = headSize
         let stride = 3 * hidden
-        let keys = Self.padded(item.length, to: Self.keyQuantum)
-        let blockRows = Self.rowsPerBlock(keys: keys)
-        var cursor = (Int(bitPattern: scratch) + 63) & ~63
-        func take(_ bytes: Int) -> UnsafeMutableRawPointer {
-            defer { cursor = (cursor + bytes + 63) & ~63 }
-            return UnsafeMutableRawPointer(bitPattern: cursor)!
-        }
-        let keyPanel = take(2 * keys * d).bindMemory(to: UInt16.self, capacity: keys * d)
-        let valuePanel = take(2 * keys * d).bindMemory(to: UInt16.self, capacity: keys * d)
-        let queries = take(2 * blockRows * d).bindMemory(to: UInt16.self, capacity: blockRows * d)
-        let scores = take(4 * blockRows * keys).bindMemory(to: Float.self, capacity: blockRows * keys)
-        let probabilities = take(2 * blockRows * keys).bindMemory(to: UInt16.self, capacity: blockRows * keys)
-        let output = take(4 * blockRows * d).bindMemory(to: Float.self, capacity: blockRows * d)
+        let layout = Layout(keys: Self.padded(item.length, to: Self.keyQuantum), headSize: d)
+        let keys = layout.keys
+        let blockRows = layout.rows
+        let base = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: scratch) + 63) & ~63)!
+        let keyPanel = (base + layout.keyPanel).bindMemory(to: UInt16.self, capacity: keys * d)
+        let valuePanel = (base + layout.valuePanel).bindMemory(to: UInt16.self, capacity: keys * d)
+        let queries = (base + layout.queries).bindMemory(to: UInt16.self, capacity: blockRows * d)
+        let scores = (base + layout.scores).bindMemory(to: Float.self, capacity: blockRows * keys)
+        let probabilities = (base + layout.probabilities).bindMemory(to: UInt16.self, capacity: blockRows * keys)
+        let output = (base + layout.output).bindMemory(to: Float.self, capacity: blockRows * d)
 
         for j in 0..<keys {
             if j < item.length {
@@ -217,9 +260,9 @@ final class MatmulAttention: @unchecked Sendable {
             try check(dnnl_memory_set_data_handle(q, queries), "dnnl_memory_set_data_handle")
             try check(dnnl_memory_set_data_handle(k, keyPanel), "dnnl_memory_set_data_handle")
             try check(dnnl_memory_set_data_handle(s, scores), "dnnl_memory_set_data_handle")
-            var scoreArguments = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: q), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: k),
-                                  dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: s)]
-            try check(dnnl_primitive_execute(products.scores, stream, 3, &scoreArguments), "dnnl_primitive_execute(attention scores)")
+            var scoreArguments = products.arguments([dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: q), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: k),
+                                                     dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: s)], product: 0)
+            try check(dnnl_primitive_execute(products.scores, stream, Int32(scoreArguments.count), &scoreArguments), "dnnl_primitive_execute(attention scores)")
             for r in 0..<paddedRows {
                 let row = scores + r * keys
                 let target = probabilities + r * keys
@@ -234,9 +277,9 @@ final class MatmulAttention: @unchecked Sendable {
             try check(dnnl_memory_set_data_handle(p, probabilities), "dnnl_memory_set_data_handle")
             try check(dnnl_memory_set_data_handle(v, valuePanel), "dnnl_memory_set_data_handle")
             try check(dnnl_memory_set_data_handle(c, output), "dnnl_memory_set_data_handle")
-            var contextArguments = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: p), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: v),
-                                    dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: c)]
-            try check(dnnl_primitive_execute(products.context, stream, 3, &contextArguments), "dnnl_primitive_execute(attention context)")
+            var contextArguments = products.arguments([dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: p), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: v),
+                                                       dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: c)], product: 1)
+            try check(dnnl_primitive_execute(products.context, stream, Int32(contextArguments.count), &contextArguments), "dnnl_primitive_execute(attention context)")
             try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
             for r in 0..<rows {
                 (context + (item.start + first + r) * hidden + item.head * d).update(from: output + r * d, count: d)
@@ -265,8 +308,13 @@ final class MatmulAttention: @unchecked Sendable {
         defer { dnnl_primitive_attr_destroy(attributes) }
         var scale = 1 / Float(headSize).squareRoot()
         try check(dnnl_primitive_attr_set_output_scales(attributes, 1, 0, &scale), "dnnl_primitive_attr_set_output_scales")
+        try Scratchpad.request(on: attributes!)
+        var plainAttributes: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&plainAttributes), "dnnl_primitive_attr_create")
+        defer { dnnl_primitive_attr_destroy(plainAttributes) }
+        try Scratchpad.request(on: plainAttributes!)
         func primitive(_ source: inout dnnl_memory_desc_t, _ weights: inout dnnl_memory_desc_t, _ destination: inout dnnl_memory_desc_t,
-                       _ attributes: dnnl_primitive_attr_t?) throws(OneDNNError) -> dnnl_primitive_t {
+                       _ attributes: dnnl_primitive_attr_t?) throws(OneDNNError) -> (dnnl_primitive_t, (memory: dnnl_memory_t, bytes: Int)?) {
             var operation = dnnl_matmul_desc_t()
             try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init(attention)")
             var descriptor: dnnl_primitive_desc_t?
@@ -274,17 +322,17 @@ final class MatmulAttention: @unchecked Sendable {
             defer { dnnl_primitive_desc_destroy(descriptor) }
             var result: dnnl_primitive_t?
             try check(dnnl_primitive_create(&result, descriptor), "dnnl_primitive_create(attention)")
-            return result!
+            return (result!, try Scratchpad.memory(for: descriptor!, engine: runtime.engine))
         }
-        let scores = try primitive(&q, &k, &s, attributes)
-        let context = try primitive(&p, &v, &c, nil)
+        let (scores, scoresScratchpad) = try primitive(&q, &k, &s, attributes)
+        let (context, contextScratchpad) = try primitive(&p, &v, &c, plainAttributes)
         var memories: [dnnl_memory_t] = []
         for var descriptor in [q, k, s, p, v, c] {
             var memory: dnnl_memory_t?
             try check(dnnl_memory_create(&memory, &descriptor, runtime.engine, nil), "dnnl_memory_create(attention)")
             memories.append(memory!)
         }
-        let made = Products(scores: scores, context: context, memories: memories)
+        let made = try Products(scores: scores, context: context, memories: memories, scratchpads: [scoresScratchpad, contextScratchpad])
         lock.withLock { products[key] = made }
         return made
     }

@@ -50,6 +50,7 @@ final class PackedMatmul: @unchecked Sendable {
 
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "dnnl_primitive_attr_create")
+        try Scratchpad.request(on: attributes!)
         if gelu && precision != .int8 {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "dnnl_post_ops_create")
@@ -156,18 +157,26 @@ final class PackedMatmul: @unchecked Sendable {
         let destination: dnnl_memory_t
         /// GELU in place on the output, where it cannot be fused (int8: it follows the epilogue).
         let activation: dnnl_primitive_t?
+        /// The product's and the activation's scratchpads (see ``Scratchpad``), if they need one.
+        let scratchpad: (memory: dnnl_memory_t, bytes: Int)?
+        let activationScratchpad: (memory: dnnl_memory_t, bytes: Int)?
         var lastUse: UInt64 = 0
-        init(primitive: dnnl_primitive_t, source: dnnl_memory_t, destination: dnnl_memory_t, activation: dnnl_primitive_t?) {
+        init(primitive: dnnl_primitive_t, source: dnnl_memory_t, destination: dnnl_memory_t, activation: dnnl_primitive_t?,
+             scratchpad: (memory: dnnl_memory_t, bytes: Int)?, activationScratchpad: (memory: dnnl_memory_t, bytes: Int)?) {
             self.primitive = primitive
             self.source = source
             self.destination = destination
             self.activation = activation
+            self.scratchpad = scratchpad
+            self.activationScratchpad = activationScratchpad
         }
         func destroy() {
             dnnl_primitive_destroy(primitive)
             if let activation { dnnl_primitive_destroy(activation) }
             dnnl_memory_destroy(source)
             dnnl_memory_destroy(destination)
+            if let scratchpad { dnnl_memory_destroy(scratchpad.memory) }
+            if let activationScratchpad { dnnl_memory_destroy(activationScratchpad.memory) }
         }
     }
 
@@ -178,8 +187,10 @@ final class PackedMatmul: @unchecked Sendable {
     private let cacheLock = NSLock()
     private static let cacheLimit = 48
     /// bf16 or u8 copies of inputs: one buffer for all layers (calls never overlap within a pass; a
-    /// lock keeps passes of different models apart).
+    /// lock keeps passes of different models apart). Its lock also guards ``scratchpadBuffer``.
     private static let conversionBuffer = ConversionBuffer()
+    /// The primitives' scratchpads, one buffer for all layers, used with ``conversionBuffer``'s lock held.
+    private static let scratchpadBuffer = ConversionBuffer()
 
     /// Computes `rows` rows: `output[rows × outputSize] = input[rows × inputSize] · Wᵀ + b`.
     func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(OneDNNError) {
@@ -190,9 +201,8 @@ final class PackedMatmul: @unchecked Sendable {
             elapsedNanoseconds += DispatchTime.now().uptimeNanoseconds - start
             cacheLock.unlock()
         }
-        let converts = precision != .fp32
-        if converts { Self.conversionBuffer.lock.lock() }
-        defer { if converts { Self.conversionBuffer.lock.unlock() } }
+        Self.conversionBuffer.lock.lock()
+        defer { Self.conversionBuffer.lock.unlock() }
         // The OpenMP thread count is per calling thread; set it for whichever thread calls.
         omp_set_num_threads(Int32(runtime.threads))
         let instance = try self.instance(rows: rows)
@@ -228,6 +238,10 @@ final class PackedMatmul: @unchecked Sendable {
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST_0), memory: instance.destination),
         ]
         if int8 == nil { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
+        if let scratchpad = instance.scratchpad {
+            try check(dnnl_memory_set_data_handle(scratchpad.memory, Self.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
+            args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
+        }
         try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
         try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
         if let int8, let rowScales, let rowOffsets {
@@ -239,7 +253,11 @@ final class PackedMatmul: @unchecked Sendable {
         if let activation = instance.activation {
             var activationArgs = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: instance.destination),
                                   dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: instance.destination)]
-            try check(dnnl_primitive_execute(activation, runtime.stream, 2, &activationArgs), "dnnl_primitive_execute(gelu)")
+            if let scratchpad = instance.activationScratchpad {
+                try check(dnnl_memory_set_data_handle(scratchpad.memory, Self.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
+                activationArgs.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
+            }
+            try check(dnnl_primitive_execute(activation, runtime.stream, Int32(activationArgs.count), &activationArgs), "dnnl_primitive_execute(gelu)")
             try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
         }
     }
@@ -269,6 +287,7 @@ final class PackedMatmul: @unchecked Sendable {
         defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, primitiveDescriptor), "dnnl_primitive_create(matmul)")
+        let scratchpad = try Scratchpad.memory(for: primitiveDescriptor, engine: runtime.engine)
         var sourceDescriptor = try matrixDescriptor(rows: rows, columns: inputSize, tag: dnnl_ab, type: precision.dataType)
         var destinationDescriptor = try matrixDescriptor(rows: rows, columns: outputSize, tag: dnnl_ab)
         var source: dnnl_memory_t?
@@ -276,16 +295,23 @@ final class PackedMatmul: @unchecked Sendable {
         try check(dnnl_memory_create(&source, &sourceDescriptor, runtime.engine, nil), "dnnl_memory_create(src)")
         try check(dnnl_memory_create(&destination, &destinationDescriptor, runtime.engine, nil), "dnnl_memory_create(dst)")
         var activation: dnnl_primitive_t?
+        var activationScratchpad: (memory: dnnl_memory_t, bytes: Int)?
         if gelu && precision == .int8 {
             var operation = dnnl_eltwise_desc_t()
             try check(dnnl_eltwise_forward_desc_init(&operation, dnnl_forward_inference, dnnl_eltwise_gelu_erf, &destinationDescriptor, 0, 0),
                       "dnnl_eltwise_forward_desc_init")
+            var activationAttributes: dnnl_primitive_attr_t?
+            try check(dnnl_primitive_attr_create(&activationAttributes), "dnnl_primitive_attr_create")
+            defer { dnnl_primitive_attr_destroy(activationAttributes) }
+            try Scratchpad.request(on: activationAttributes!)
             var descriptor: dnnl_primitive_desc_t?
-            try check(dnnl_primitive_desc_create(&descriptor, &operation, nil, runtime.engine, nil), "dnnl_primitive_desc_create(gelu)")
+            try check(dnnl_primitive_desc_create(&descriptor, &operation, activationAttributes, runtime.engine, nil), "dnnl_primitive_desc_create(gelu)")
             defer { dnnl_primitive_desc_destroy(descriptor) }
             try check(dnnl_primitive_create(&activation, descriptor), "dnnl_primitive_create(gelu)")
+            activationScratchpad = try Scratchpad.memory(for: descriptor!, engine: runtime.engine)
         }
-        let instance = Instance(primitive: primitive!, source: source!, destination: destination!, activation: activation)
+        let instance = Instance(primitive: primitive!, source: source!, destination: destination!, activation: activation,
+                                scratchpad: scratchpad, activationScratchpad: activationScratchpad)
         instance.lastUse = uses
         cache[rows] = instance
         return instance
