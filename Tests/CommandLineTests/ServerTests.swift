@@ -93,6 +93,9 @@ import Testing
             ("input=hello", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
             ("{\"input\": \"a\", \"encoding_format\": \"hex\"}", "application/json", 400, "invalid_value"),
             ("{\"input\": \"a\", \"dimensions\": 0}", "application/json", 400, "invalid_value"),
+            // Half a surrogate pair, alone or in an array: named as such, not as a wrong type.
+            ("{\"input\": \"a\\ud800b\"}", "application/json", 400, "invalid_unicode"),
+            ("{\"input\": [\"ok\", \"\\udc00\"]}", "application/json", 400, "invalid_unicode"),
         ]
         for (body, type, status, code) in cases {
             let response = try await server.request("/v1/embeddings", method: "POST", body: Data(body.utf8), contentType: type)
@@ -100,6 +103,10 @@ import Testing
             let error = try #require(try json(response.body)["error"] as? [String: Any], "\(body.prefix(40))")
             #expect(error["code"] as? String == code, "\(body.prefix(40))")
             #expect(error["message"] is String && error["type"] is String)
+        }
+        // A whole pair, and an escaped backslash before "ud800" (plain text), are fine.
+        for body in ["{\"input\": \"\\ud83d\\ude00\"}", "{\"input\": \"\\\\ud800\"}"] {
+            #expect(try await server.post("/v1/embeddings", json: body).status == 200, "\(body)")
         }
         // Invalid UTF-8 in the body.
         let invalid = try await server.request("/v1/embeddings", method: "POST", body: Data([0x7B, 0x22, 0x69, 0x6E, 0x70, 0x75, 0x74, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D]))

@@ -163,6 +163,54 @@ import Testing
         }
     }
 
+    /// A full disk while the weights arrive: the partial file (here `/dev/full`, which answers
+    /// every write with ENOSPC) is never used, the error says it is the disk, and no snapshot
+    /// link or blob points at half a file.
+    @Test func aFullDiskIsAFilesystemErrorAndNothingHalfWrittenIsUsed() async throws {
+        let cache = temporaryCache()
+        defer { try? FileManager.default.removeItem(at: cache) }
+        let weights = try Data(contentsOf: Self.fixture.appendingPathComponent("model.safetensors"))
+        let blobs = cache.appendingPathComponent("models--BAAI--bge-m3/blobs")
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        let partial = blobs.appendingPathComponent(Self.sha256(weights) + ".incomplete")
+        try FileManager.default.createSymbolicLink(atPath: partial.path, withDestinationPath: "/dev/full")
+        try await withHub(Hub()) { endpoint in
+            let downloader = HubDownloader(endpoint: endpoint, token: nil, cacheDirectory: cache)
+            do {
+                _ = try await downloader.download("BAAI/bge-m3")
+                Issue.record("expected the write to fail")
+            } catch let error as HubDownloader.DownloadError {
+                guard case .filesystem(let message) = error else { Issue.record("got \(error)"); return }
+                #expect(message.contains("model.safetensors") && message.contains("space"), "\(message)")
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: blobs.appendingPathComponent(Self.sha256(weights)).path), "no blob from half a file")
+        let snapshot = cache.appendingPathComponent("models--BAAI--bge-m3/snapshots/\(Self.commit)/model.safetensors")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: snapshot.path)) == nil, "no link to the weights")
+        #expect(throws: (any Error).self) { try ModelLocator(cacheDirectory: cache).locate("BAAI/bge-m3") }
+    }
+
+    /// A cache directory that cannot be created (its path runs through a file): a filesystem
+    /// error naming the path, before any download.
+    @Test func anUnwritableCacheIsAFilesystemErrorNamingThePath() async throws {
+        let blocker = temporaryCache()
+        defer { try? FileManager.default.removeItem(at: blocker) }
+        try Data("a file".utf8).write(to: blocker)
+        let hub = Hub()
+        try await withHub(hub) { endpoint in
+            let downloader = HubDownloader(endpoint: endpoint, token: nil, cacheDirectory: blocker.appendingPathComponent("hub"))
+            do {
+                _ = try await downloader.download("BAAI/bge-m3")
+                Issue.record("expected a filesystem error")
+            } catch let error as HubDownloader.DownloadError {
+                guard case .filesystem(let message) = error else { Issue.record("got \(error)"); return }
+                #expect(message.contains(blocker.path), "\(message)")
+                #expect(error.description.contains("cannot write the model cache"))
+            }
+        }
+        #expect(!hub.getsSoFar.contains("model.safetensors"), "nothing downloaded into nowhere")
+    }
+
     @Test func aMissingRevisionIs404() async throws {
         let cache = temporaryCache()
         defer { try? FileManager.default.removeItem(at: cache) }

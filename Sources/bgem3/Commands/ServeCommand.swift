@@ -21,6 +21,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 in the Hugging Face cache or downloaded into it (BGE_M3_MODEL, default BAAI/bge-m3).", valueName: "dir|repo")) var model: String?
     @Option(name: .long, help: "Revision of a hub id: a branch, tag or commit (BGE_M3_REVISION, default main).") var revision: String?
+    @Option(name: .long, help: ArgumentHelp("Hugging Face cache where hub ids are looked up and downloaded (BGE_M3_CACHE_DIR; default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).", valueName: "dir")) var cacheDir: String?
     @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
     @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
     @Option(name: .long, help: "Matrix-product precision: auto (the fastest that passes the accuracy gates here: int8), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16; refused elsewhere, naming the feature) or int8 (BGE_M3_PRECISION, default auto; `bgem3 eval` measures the cost).") var precision: String?
@@ -58,7 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
         let revisionName = revision ?? settings.string("REVISION") ?? "main"
         let environment = ProcessInfo.processInfo.environment
         var locator = ModelLocator(environment: environment)
-        if let cache = settings.string("CACHE_DIR") { locator = ModelLocator(cacheDirectory: URL(fileURLWithPath: cache)) }
+        if let cache = cacheDir ?? settings.string("CACHE_DIR") { locator = ModelLocator(cacheDirectory: URL(fileURLWithPath: cache)) }
         let modelURL: URL
         do {
             modelURL = try locator.locate(modelArgument, revision: revisionName)
