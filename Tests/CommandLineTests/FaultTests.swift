@@ -90,6 +90,27 @@ import Testing
         #expect(server.process.isRunning)
     }
 
+    /// A probe cache directory the server may neither read nor write (mode 000, the server running
+    /// as `nobody`): it warns, naming the directory and the reason, probes, and serves.
+    @Test func anUnreadableProbeCacheDirectoryIsAWarningNotAnOutage() async throws {
+        let directory = scratch("unreadable")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: directory.appendingPathComponent("probe-0000000000000000.json"))
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: directory.path)
+        defer {
+            try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+            try? FileManager.default.removeItem(at: directory)
+        }
+        let server = try ServerProcess(environment: ["BGE_M3_PROBE_CACHE_DIR": directory.path], unprivileged: true)
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let probe = try #require(try json(try await server.request("/health").body)["probe"] as? [String: Any])
+        #expect(probe["status"] as? String == "complete", "\(probe)")
+        #expect(server.output.contains(directory.lastPathComponent) && server.output.contains("ermission denied"),
+                "the warning names the directory and the reason: \(server.output.suffix(800))")
+        #expect(try await server.post("/v1/embeddings", json: "{\"input\": \"still fine\"}").status == 200)
+    }
+
     /// A probe cache "directory" that is a file: the server warns, naming it, probes, and serves.
     @Test func anUnusableProbeCacheDirectoryIsAWarningNotAnOutage() async throws {
         let blocker = scratch("not-a-directory")

@@ -12,13 +12,23 @@ final class ServerProcess: @unchecked Sendable {
     private let log = LockedData()
 
     /// Starts the server with the tiny model and waits until it reports its address.
-    /// - Parameter replacingModel: `extra` gives its own `--model`.
-    init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:]) throws {
-        process.executableURL = try BGEM3Process.binary()
+    /// - Parameters:
+    ///   - replacingModel: `extra` gives its own `--model`.
+    ///   - unprivileged: run as `nobody` when the tests run as root (through `setpriv`), for tests
+    ///     of permissions, which root would bypass.
+    init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:], unprivileged: Bool = false) throws {
+        let binary = try BGEM3Process.binary()
         let model = replacingModel ? [] : ["--model", BGEM3Process.fixture("tiny-bge-m3")]
         // fp32 unless a test asks otherwise: the end-to-end tests check parity with the reference.
         let precision = extra.contains("--precision") ? [] : ["--precision", "fp32"]
-        process.arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + precision + extra
+        let arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + precision + extra
+        if unprivileged && getuid() == 0 {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         // Probe fits go to a scratch cache unless a test names one (never the user's ~/.cache).
         env["BGE_M3_PROBE_CACHE_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)").path

@@ -11,7 +11,7 @@ than --max-growth above its level at the end of warm-up. Prints p50/p99 latency 
 object).
 
     scripts/load/soak.py                       # 5 minutes on the tiny model
-    scripts/load/soak.py --duration 100 --warmup 50    # what CI runs
+    scripts/load/soak.py --duration 80 --warmup 40     # what CI runs
 """
 import argparse
 import json
