@@ -46,6 +46,7 @@ final class MatmulAttention: @unchecked Sendable {
     private final class Products {
         let scores: dnnl_primitive_t
         let context: dnnl_primitive_t
+        /// Source, weights and destination of the scores product, then of the context product.
         let memories: [dnnl_memory_t]
         /// For each product, its scratchpad memory (handle set once, to `scratchpadStorage`), if it needs one.
         let scratchpads: [dnnl_memory_t?]
@@ -72,10 +73,19 @@ final class MatmulAttention: @unchecked Sendable {
             for buffer in scratchpadStorage { buffer.deallocate() }
         }
 
-        /// `arguments` plus the scratchpad of product `index` (0: scores, 1: context).
-        func arguments(_ arguments: [dnnl_exec_arg_t], product index: Int) -> [dnnl_exec_arg_t] {
-            guard let scratchpad = scratchpads[index] else { return arguments }
-            return arguments + [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad)]
+        /// Runs product `index` (0: scores = Q·Kᵀ, 1: context = P·V) on `stream` over these operands.
+        func execute(_ index: Int, source: UnsafeMutableRawPointer, weights: UnsafeMutableRawPointer,
+                     destination: UnsafeMutableRawPointer, stream: dnnl_stream_t) throws(OneDNNError) {
+            let operands = [(DNNL_ARG_SRC, source), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, destination)]
+            var arguments: [dnnl_exec_arg_t] = []
+            for (slot, (argument, pointer)) in operands.enumerated() {
+                let memory = memories[3 * index + slot]
+                try check(dnnl_memory_set_data_handle(memory, pointer), "dnnl_memory_set_data_handle")
+                arguments.append(dnnl_exec_arg_t(arg: Int32(argument), memory: memory))
+            }
+            if let scratchpad = scratchpads[index] { arguments.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad)) }
+            try check(dnnl_primitive_execute(index == 0 ? scores : context, stream, Int32(arguments.count), &arguments),
+                      "dnnl_primitive_execute(attention \(index == 0 ? "scores" : "context"))")
         }
     }
 
@@ -255,14 +265,7 @@ final class MatmulAttention: @unchecked Sendable {
                 }
             }
             let products = try self.products(worker: worker, rows: paddedRows, keys: keys)
-            let (q, k, s, p, v, c) = (products.memories[0], products.memories[1], products.memories[2],
-                                      products.memories[3], products.memories[4], products.memories[5])
-            try check(dnnl_memory_set_data_handle(q, queries), "dnnl_memory_set_data_handle")
-            try check(dnnl_memory_set_data_handle(k, keyPanel), "dnnl_memory_set_data_handle")
-            try check(dnnl_memory_set_data_handle(s, scores), "dnnl_memory_set_data_handle")
-            var scoreArguments = products.arguments([dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: q), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: k),
-                                                     dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: s)], product: 0)
-            try check(dnnl_primitive_execute(products.scores, stream, Int32(scoreArguments.count), &scoreArguments), "dnnl_primitive_execute(attention scores)")
+            try products.execute(0, source: queries, weights: keyPanel, destination: scores, stream: stream)
             for r in 0..<paddedRows {
                 let row = scores + r * keys
                 let target = probabilities + r * keys
@@ -274,12 +277,7 @@ final class MatmulAttention: @unchecked Sendable {
                     target.update(repeating: 0, count: keys)
                 }
             }
-            try check(dnnl_memory_set_data_handle(p, probabilities), "dnnl_memory_set_data_handle")
-            try check(dnnl_memory_set_data_handle(v, valuePanel), "dnnl_memory_set_data_handle")
-            try check(dnnl_memory_set_data_handle(c, output), "dnnl_memory_set_data_handle")
-            var contextArguments = products.arguments([dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: p), dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS), memory: v),
-                                                       dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: c)], product: 1)
-            try check(dnnl_primitive_execute(products.context, stream, Int32(contextArguments.count), &contextArguments), "dnnl_primitive_execute(attention context)")
+            try products.execute(1, source: probabilities, weights: valuePanel, destination: output, stream: stream)
             try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
             for r in 0..<rows {
                 (context + (item.start + first + r) * hidden + item.head * d).update(from: output + r * d, count: d)
