@@ -77,6 +77,37 @@ import Testing
         #expect(reason.contains("word_embeddings") && reason.contains("truncated"))
     }
 
+    /// Header numbers whose products or sums overflow `Int` (a crafted file) are errors naming the
+    /// tensor, not arithmetic traps, which would kill the whole process.
+    @Test func headerNumbersThatOverflowAreMalformedNotATrap() throws {
+        let cases: [(tensor: String, entry: String)] = [
+            ("huge_count", #"{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}"#),
+            ("huge_bytes", #"{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,16]}"#),
+            ("huge_bytes_f64", #"{"dtype":"F64","shape":[2,1152921504606846976],"data_offsets":[0,16]}"#),
+            ("end_near_int_max", #"{"dtype":"U8","shape":[9223372036854775807],"data_offsets":[0,9223372036854775807]}"#),
+            ("start_near_int_max", #"{"dtype":"U8","shape":[7],"data_offsets":[9223372036854775800,9223372036854775807]}"#),
+            ("past_int64", #"{"dtype":"U8","shape":[16],"data_offsets":[18446744073709551600,18446744073709551616]}"#),
+            ("dimension_past_int64", #"{"dtype":"U8","shape":[18446744073709551617],"data_offsets":[0,16]}"#),
+            ("fraction", #"{"dtype":"U8","shape":[16.5],"data_offsets":[0,16]}"#),
+        ]
+        for (tensor, entry) in cases {
+            let header = #"{"\#(tensor)":\#(entry)}"#
+            let bytes = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) } + Array(header.utf8) + [UInt8](repeating: 0, count: 16)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-overflow-\(UUID().uuidString).safetensors")
+            try Data(bytes).write(to: path)
+            defer { try? FileManager.default.removeItem(at: path) }
+            do {
+                _ = try SafetensorsFile(path: path.path)
+                Issue.record("\(tensor): expected .malformed")
+            } catch .malformed(let file, let reason) {
+                #expect(file == path.path)
+                #expect(reason.contains(tensor), "\(tensor): \(reason)")
+            } catch {
+                Issue.record("\(tensor): expected .malformed, got \(error)")
+            }
+        }
+    }
+
     @Test func wrongShapesNameTheTensor() throws {
         let directory = try EngineFixtures.scratchModel(excluding: ["config.json"])
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -37,25 +37,30 @@ public struct SafetensorsFile: WeightFile {
         var names: [String] = []
         for (name, value) in object where name != "__metadata__" {
             guard let fields = value as? [String: Any], let dtypeName = fields["dtype"] as? String,
-                  let shape = (fields["shape"] as? [NSNumber])?.map(\.intValue),
-                  let offsets = (fields["data_offsets"] as? [NSNumber])?.map(\.intValue), offsets.count == 2 else {
+                  let shapeNumbers = fields["shape"] as? [NSNumber],
+                  let offsetNumbers = fields["data_offsets"] as? [NSNumber], offsetNumbers.count == 2 else {
                 throw .malformed(file: path, reason: "tensor `\(name)` lacks dtype, shape or data_offsets")
             }
             guard let dtype = Self.dtypes[dtypeName] else {
                 throw .wrongType(tensor: name, expected: "a safetensors dtype bgem3 reads (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)", found: dtypeName)
             }
+            guard let shape = Self.integers(shapeNumbers), let offsets = Self.integers(offsetNumbers) else {
+                throw .malformed(file: path, reason: "tensor `\(name)` has a shape or data_offsets entry that is not an integer of at most 63 bits")
+            }
             guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1] else {
                 throw .malformed(file: path, reason: "tensor `\(name)` has a negative dimension or reversed data_offsets")
             }
-            let (count, overflow) = shape.reduce((1, false)) { acc, dim in
-                let (product, o) = acc.0.multipliedReportingOverflow(by: dim)
-                return (product, acc.1 || o)
+            // Every product and sum of header numbers is checked: a crafted header must be an
+            // error naming the tensor, not an arithmetic trap.
+            guard let count = shape.reduce(Optional(1), { product, dim in product.flatMap { Self.checked($0.multipliedReportingOverflow(by: dim)) } }),
+                  let byteCount = Self.checked(count.multipliedReportingOverflow(by: dtype.size)) else {
+                throw .malformed(file: path, reason: "tensor `\(name)`: shape \(shape) of \(dtypeName) needs more bytes than a file can hold")
             }
-            guard !overflow, offsets[1] - offsets[0] == count * dtype.size else {
-                throw .malformed(file: path, reason: "tensor `\(name)`: data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) of \(dtypeName) needs \(count * dtype.size)")
+            guard offsets[1] - offsets[0] == byteCount else {
+                throw .malformed(file: path, reason: "tensor `\(name)`: data_offsets span \(offsets[1] - offsets[0]) bytes but shape \(shape) of \(dtypeName) needs \(byteCount)")
             }
-            guard dataStart + offsets[1] <= bytes.count else {
-                throw .malformed(file: path, reason: "tensor `\(name)` ends at byte \(dataStart + offsets[1]) but the file has \(bytes.count) bytes (truncated?)")
+            guard let end = Self.checked(dataStart.addingReportingOverflow(offsets[1])), end <= bytes.count else {
+                throw .malformed(file: path, reason: "tensor `\(name)` ends at byte \(dataStart) + \(offsets[1]) but the file has \(bytes.count) bytes (truncated?)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: (dataStart + offsets[0])..<(dataStart + offsets[1]))
             names.append(name)
@@ -72,6 +77,24 @@ public struct SafetensorsFile: WeightFile {
         guard let entry = entries[name] else { throw .missingTensor(file: path, tensor: name) }
         return TensorView(name: name, dtype: entry.dtype, shape: entry.shape,
                           bytes: UnsafeRawBufferPointer(rebasing: file.bytes[entry.range]), owner: file)
+    }
+
+    /// The value of an arithmetic operation, or nil if it overflowed.
+    private static func checked(_ result: (partialValue: Int, overflow: Bool)) -> Int? {
+        result.overflow ? nil : result.partialValue
+    }
+
+    /// The numbers as `Int`s, or nil if any is not an integer that fits: JSON numbers past
+    /// `Int.max` or with a fraction arrive as unsigned or floating-point `NSNumber`s, whose
+    /// `intValue` would silently wrap or trap; their decimal text does not parse as an `Int`.
+    private static func integers(_ numbers: [NSNumber]) -> [Int]? {
+        var result: [Int] = []
+        result.reserveCapacity(numbers.count)
+        for number in numbers {
+            guard let value = Int(number.stringValue) else { return nil }
+            result.append(value)
+        }
+        return result
     }
 
     private static let dtypes: [String: TensorDType] = [
