@@ -99,7 +99,9 @@ public struct ProbeCache: Sendable {
     /// Never throws and never traps, whatever the file holds: a bad cache must cost a probe, not
     /// the server's start-up. `.ignored` covers a file that cannot be read, is not valid JSON, is
     /// of another format, was measured for a different fingerprint (the reason names the fields
-    /// that differ, cached value first), or has an `a` or `b` that is not finite and ≥ 0.
+    /// that differ, cached value first), or has coefficients no probe can yield: `a` must be
+    /// finite and > 0 (every token costs some workspace; a zero fit would admit any batch) and
+    /// `b` finite and ≥ 0.
     public func load(for fingerprint: ProbeFingerprint) -> Lookup {
         let path = fileURL(for: fingerprint).path
         let data: Data
@@ -133,8 +135,8 @@ public struct ProbeCache: Sendable {
             let differences = Self.differences(cached: record.fingerprint, current: fingerprint)
             return .ignored(reason: "\(path) was probed for a different setup (cached ≠ current): \(differences.joined(separator: ", "))")
         }
-        guard Self.isUsable(record.a), Self.isUsable(record.b) else {
-            return .ignored(reason: "\(path) has a = \(record.a), b = \(record.b); both must be finite and ≥ 0")
+        guard Self.areUsable(a: record.a, b: record.b) else {
+            return .ignored(reason: "\(path) has a = \(record.a), b = \(record.b); \(Self.coefficientRule)")
         }
         return .hit(record)
     }
@@ -145,15 +147,17 @@ public struct ProbeCache: Sendable {
     /// record goes to a uniquely named temporary file in the same directory (a rename is only
     /// atomic within one filesystem), is flushed to disk with `fsync`, and then renamed over the
     /// final name. Concurrent writers each rename their own complete file, so the last one wins.
-    /// The temporary file is removed if any step fails.
+    /// The temporary file is removed if any step fails. Temporary files of writers that died
+    /// between their write and their rename are removed here once they are 10 minutes old (by
+    /// modification time), so a write in progress elsewhere is never disturbed.
     ///
-    /// Throws `.unwritable` naming the directory and the reason, also when `a` or `b` is not finite
-    /// and ≥ 0, since `load` would ignore such a record.
+    /// Throws `.unwritable` naming the directory and the reason, also when the coefficients are
+    /// ones `load` would ignore (`a` not finite and > 0, `b` not finite and ≥ 0).
     public func store(_ record: ProbeRecord) throws(ProbeCacheError) {
         let directoryPath = directory.path
-        guard Self.isUsable(record.a), Self.isUsable(record.b) else {
+        guard Self.areUsable(a: record.a, b: record.b) else {
             throw .unwritable(path: directoryPath,
-                              reason: "refusing to store a = \(record.a), b = \(record.b): both must be finite and ≥ 0")
+                              reason: "refusing to store a = \(record.a), b = \(record.b): \(Self.coefficientRule)")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -192,6 +196,33 @@ public struct ProbeCache: Sendable {
             throw .unwritable(path: directoryPath, reason: "cannot rename the temporary file to \(final): \(Self.text(code))")
         }
         Self.syncDirectory(directoryPath)
+        removeStaleTemporaries()
+    }
+
+    /// How old (by modification time) a temporary file must be before ``store(_:)`` removes it
+    /// as left behind. A write takes milliseconds, so a file this old belongs to a process that
+    /// died between writing and renaming; one being written right now, by this or another
+    /// replica, is far younger and left alone.
+    static let staleTemporaryAge: TimeInterval = 10 * 60
+
+    /// Removes `.probe-*.tmp` files (the names ``store(_:)`` writes before its rename) last
+    /// modified `staleTemporaryAge` or more before `now`. Best effort: a file that another
+    /// process removed first, or that cannot be removed, is skipped. Nothing else in the directory
+    /// is touched. Returns the names removed.
+    @discardableResult
+    func removeStaleTemporaries(now: Date = Date()) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
+        var removed: [String] = []
+        for name in names where name.hasPrefix(".probe-") && name.hasSuffix(".tmp") {
+            let path = directory.appendingPathComponent(name).path
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                  attributes[.type] as? FileAttributeType == .typeRegular,
+                  let modified = attributes[.modificationDate] as? Date else { continue }
+            if now.timeIntervalSince(modified) >= Self.staleTemporaryAge, unlink(path) == 0 {
+                removed.append(name)
+            }
+        }
+        return removed
     }
 
     // MARK: - Reading
@@ -289,9 +320,13 @@ public struct ProbeCache: Sendable {
         return differences.isEmpty ? ["fingerprint"] : differences
     }
 
-    private static func isUsable(_ coefficient: Double) -> Bool {
-        coefficient.isFinite && coefficient >= 0
+    /// Coefficients a probe can yield: some workspace per token (`a` > 0), and attention scores
+    /// that cost nothing or more (`b` ≥ 0), both finite.
+    private static func areUsable(a: Double, b: Double) -> Bool {
+        a.isFinite && a > 0 && b.isFinite && b >= 0
     }
+
+    private static let coefficientRule = "a must be finite and > 0, b finite and ≥ 0"
 
     // MARK: - Writing
 

@@ -223,6 +223,63 @@ final class ProbeCacheTests: XCTestCase {
         XCTAssertTrue(reason(cache.load(for: fingerprint))?.contains("regular file") ?? false)
     }
 
+    /// A fit of zero cost per token would admit any batch, so a record with `a` ≤ 0 is not used
+    /// (nor a negative `b`), whoever wrote it; the reason names the values.
+    func testARecordWithZeroCostPerTokenIsIgnoredNamingTheValues() throws {
+        let cache = ProbeCache(directory: scratch)
+        let fingerprint = sampleFingerprint()
+        let file = cache.fileURL(for: fingerprint)
+        try cache.store(sampleRecord(fingerprint))
+        let valid = String(decoding: try Data(contentsOf: file), as: UTF8.self)
+        XCTAssertEqual(valid.components(separatedBy: "98304.5").count, 2)
+        XCTAssertEqual(valid.components(separatedBy: "1536.25").count, 2)
+        let cases: [(a: String, b: String, expected: String)] = [
+            ("0", "0", "a = 0.0, b = 0.0"),
+            ("0", "1536.25", "a = 0.0, b = 1536.25"),
+            ("-0.0", "1536.25", "a = -0.0"),
+            ("98304.5", "-1", "b = -1.0"),
+        ]
+        for (a, b, expected) in cases {
+            try Data(valid.replacingOccurrences(of: "98304.5", with: a).replacingOccurrences(of: "1536.25", with: b).utf8).write(to: file)
+            let reason = try XCTUnwrap(reason(cache.load(for: fingerprint)), "a = \(a), b = \(b)")
+            XCTAssertTrue(reason.contains(expected) && reason.contains("> 0"), "a = \(a), b = \(b): \(reason)")
+        }
+        // The smallest positive cost per token and no attention cost are a real fit.
+        try Data(valid.replacingOccurrences(of: "98304.5", with: "1").replacingOccurrences(of: "1536.25", with: "0").utf8).write(to: file)
+        guard case .hit(let record) = cache.load(for: fingerprint) else { return XCTFail("a = 1, b = 0 must load") }
+        XCTAssertEqual(record.a, 1)
+        XCTAssertEqual(record.b, 0)
+    }
+
+    /// A writer that died between its write and its rename leaves a `.probe-*.tmp` file; the next
+    /// `store` removes such files once they are old, and leaves alone a fresh one (another replica
+    /// may be about to rename it) and anything not named like a temporary file.
+    func testStoreRemovesStaleTemporaryFilesOnly() throws {
+        let cache = ProbeCache(directory: scratch)
+        let fingerprint = sampleFingerprint()
+        let hourAgo = Date(timeIntervalSinceNow: -3600)
+        func plant(_ name: String, modified: Date) throws {
+            let url = scratch.appendingPathComponent(name)
+            try Data("{\"format\": 1".utf8).write(to: url)
+            try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: url.path)
+        }
+        let stale = [".probe-0123456789abcdef.4242.3F2504E0-4F89-11D3-9A0C-0305E82C3301.tmp", ".probe-fedcba9876543210.1.X.tmp"]
+        let fresh = ".probe-0123456789abcdef.4243.0C7E7B1A-2B53-4D2B-8D8C-5A6A1C1E9E11.tmp"
+        let unrelated = ["probe-0123456789abcdef.tmp", ".probe-0123456789abcdef.json", "notes.tmp", ".other.tmp"]
+        for name in stale + unrelated { try plant(name, modified: hourAgo) }
+        try plant(fresh, modified: Date(timeIntervalSinceNow: -60))
+        // A directory with the pattern's name is not a file this cache wrote.
+        let directoryLikeATemporary = ".probe-directory.tmp"
+        try FileManager.default.createDirectory(at: scratch.appendingPathComponent(directoryLikeATemporary), withIntermediateDirectories: false)
+        try FileManager.default.setAttributes([.modificationDate: hourAgo], ofItemAtPath: scratch.appendingPathComponent(directoryLikeATemporary).path)
+
+        try cache.store(sampleRecord(fingerprint))
+
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: scratch.path))
+        XCTAssertEqual(left, Set([cache.fileURL(for: fingerprint).lastPathComponent, fresh, directoryLikeATemporary] + unrelated))
+        guard case .hit = cache.load(for: fingerprint) else { return XCTFail("the stored record must load") }
+    }
+
     func testARecordForAnotherFingerprintIsIgnoredNamingTheField() throws {
         let cache = ProbeCache(directory: scratch)
         let wanted = sampleFingerprint(threads: 4)
@@ -264,7 +321,7 @@ final class ProbeCacheTests: XCTestCase {
             writersGroup.enter()
             Thread {
                 for index in 0..<recordsPerWriter {
-                    let record = ProbeRecord(fingerprint: fingerprint, a: Double(writer * 1000 + index), b: Double(index) / 8,
+                    let record = ProbeRecord(fingerprint: fingerprint, a: Double(writer * 1000 + index + 1), b: Double(index) / 8,
                                              samples: [ProbeSample(batch: writer + 1, length: index + 1, measuredBytes: index, engineBytes: writer)])
                     do {
                         try cache.store(record)
@@ -310,7 +367,7 @@ final class ProbeCacheTests: XCTestCase {
 
     func testCoefficientsThatLoadWouldIgnoreAreNotStored() throws {
         let cache = ProbeCache(directory: scratch)
-        for (a, b) in [(-1.0, 0.0), (Double.nan, 1.0), (1.0, .infinity)] {
+        for (a, b) in [(-1.0, 0.0), (Double.nan, 1.0), (1.0, .infinity), (0.0, 0.0), (0.0, 5.0), (1.0, -1.0)] {
             XCTAssertThrowsError(try cache.store(sampleRecord(sampleFingerprint(), a: a, b: b)))
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.path), [])
