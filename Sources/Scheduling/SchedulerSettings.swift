@@ -2,8 +2,6 @@ import Engine
 
 /// How the scheduler forms batches; the server fills it from `BGE_M3_*` settings.
 public struct SchedulerSettings: Sendable {
-    /// Requests admitted and not yet answered before new ones get ``SchedulingError/queueFull(capacity:)``.
-    public var queueCapacity = 256
     /// How long the first bulk request of a burst waits for others to join its batch.
     public var batchWindow: Duration = .milliseconds(2)
     /// A request with at most this many tokens in all is interactive: it goes in a lane of its own
