@@ -16,8 +16,11 @@ public enum ProbeMode: String, Sendable, CaseIterable {
 public struct MemorySettings: Sendable {
     /// Fraction of the limit the server plans to use (`BGE_M3_MEMORY_SAFETY`).
     public var safety = 0.9
-    /// Execution slots the budget is divided between (`BGE_M3_WORKERS`).
+    /// Execution slots the workspace budget is divided between (`BGE_M3_WORKERS`).
     public var workers = 1
+    /// Fraction of the memory left after the model that requests may hold outside the forward
+    /// pass: bodies, token ids, results and responses being written (`BGE_M3_REQUEST_MEMORY_SHARE`).
+    public var requestShare = 0.25
     public var probe = ProbeMode.auto
     /// Where fits are cached (`BGE_M3_PROBE_CACHE_DIR`); nil: no cache.
     public var cacheDirectory: URL?
@@ -34,6 +37,8 @@ public struct MemoryPlan: Sendable {
     public var residentBytes: Int
     /// Workspace bytes per worker.
     public var budgetBytes: Int
+    /// Bytes requests may hold outside the forward pass, all workers together (see ``RequestAdmission``).
+    public var requestBytes: Int
     public var cost: CostModel
     public var status: ProbeStatus
     public var fallback: ProbeFallback?
@@ -54,15 +59,19 @@ public enum MemoryPlanner {
                             maxSequenceLength: Int, gauge: some MemoryGauge, logger: Logger) -> MemoryPlan {
         gauge.trim()
         let resident = gauge.residentBytes ?? model.packedWeightBytes
-        let budget = max(0, Int(Double(limit.bytes) * settings.safety) - resident) / max(1, settings.workers)
+        // What the model leaves of the planned memory is split between what requests hold outside
+        // the forward pass (admission) and the workspace (the batch scheduler).
+        let available = max(0, Int(Double(limit.bytes) * settings.safety) - resident)
+        let requestBytes = Int(Double(available) * settings.requestShare)
+        let budget = (available - requestBytes) / max(1, settings.workers)
         let config = model.config
         let conservative = CostModel.conservative(hiddenSize: config.hiddenSize, intermediateSize: config.intermediateSize, heads: config.heads)
-        var plan = MemoryPlan(limit: limit, residentBytes: resident, budgetBytes: budget, cost: conservative, status: .off,
+        var plan = MemoryPlan(limit: limit, residentBytes: resident, budgetBytes: budget, requestBytes: requestBytes, cost: conservative, status: .off,
                               fallback: nil, detail: nil, samples: [])
         defer {
             logger.info("memory plan", metadata: [
                 "limit_mib": .stringConvertible(limit.bytes >> 20), "limit_source": .string(limit.source.rawValue),
-                "resident_mib": .stringConvertible(resident >> 20), "budget_mib": .stringConvertible(budget >> 20),
+                "resident_mib": .stringConvertible(resident >> 20), "budget_mib": .stringConvertible(budget >> 20), "request_mib": .stringConvertible(requestBytes >> 20),
                 "workers": .stringConvertible(settings.workers), "cost": .string(plan.cost.description), "probe": .string(plan.status.rawValue)])
         }
         if let override = settings.costOverride {

@@ -69,6 +69,15 @@ public enum ProbeCacheError: Error, Sendable, Equatable, CustomStringConvertible
 /// same file at once: every write replaces the whole file with a single `rename(2)`, and a reader
 /// that finds anything it cannot trust treats it as absent rather than failing start-up.
 public struct ProbeCache: Sendable {
+    /// Where fits are cached unless told otherwise: `BGE_M3_PROBE_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/bgem3`, else `~/.cache/bgem3`; nil without any of them.
+    public static func defaultDirectory(environment: [String: String]) -> URL? {
+        if let directory = environment["BGE_M3_PROBE_CACHE_DIR"], !directory.isEmpty { return URL(fileURLWithPath: directory) }
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return URL(fileURLWithPath: xdg).appendingPathComponent("bgem3") }
+        if let home = environment["HOME"], !home.isEmpty { return URL(fileURLWithPath: home).appendingPathComponent(".cache/bgem3") }
+        return nil
+    }
+
     public let directory: URL
 
     public init(directory: URL) {

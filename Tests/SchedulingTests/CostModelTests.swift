@@ -6,12 +6,20 @@ import Testing
 @Suite struct CostModelTests {
     let shapes = [(1, 64), (4, 64), (1, 256), (1, 1024), (1, 2048), (1, 4096), (1, 8192)]
 
-    @Test(arguments: [(45_000.0, 0.0), (30_000.0, 64.0), (0.0, 12.0), (5_000.0, 0.5)])
+    @Test(arguments: [(45_000.0, 0.0), (30_000.0, 64.0), (200.0, 12.0), (5_000.0, 0.5)])
     func fitRecoversKnownCoefficients(a: Double, b: Double) throws {
         let measurements = shapes.map { WorkspaceMeasurement(batch: $0.0, length: $0.1, bytes: CostModel(a: a, b: b).bytes(batch: $0.0, length: $0.1)) }
         let fit = try CostFit.fit(measurements)
         #expect(abs(fit.a - a) <= max(1, a * 1e-4))
         #expect(abs(fit.b - b) <= max(1e-3, b * 1e-4))
+    }
+
+    /// A fit without a per-token term would predict almost nothing for short inputs (and the probe
+    /// cache refuses it): for measurements that only grow with the square of the length, the fit
+    /// keeps a per-token term or refuses (the probe then falls back to the conservative model).
+    @Test func aFitNeverLeavesOutThePerTokenTerm() {
+        let measurements = shapes.map { WorkspaceMeasurement(batch: $0.0, length: $0.1, bytes: $0.0 * 12 * $0.1 * $0.1) }
+        if let fit = try? CostFit.fit(measurements) { #expect(fit.a > 0, "\(fit)") }
     }
 
     @Test func noisyFitCoversEveryMeasurement() throws {
