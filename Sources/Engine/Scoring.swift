@@ -64,8 +64,14 @@ public enum M3Score {
         let d = dense(query.dense ?? [], passage.dense ?? [])
         let s = lexical(query.sparse ?? SparseEmbedding(ids: [], weights: []), passage.sparse ?? SparseEmbedding(ids: [], weights: []))
         let c = (query.colbert.flatMap { q in passage.colbert.map { colbert(q, $0) } }) ?? 0
-        return Scores(dense: d, sparse: s, colbert: c,
-                      sparseDense: (weights[0] * d + weights[1] * s) / (weights[0] + weights[1]),
-                      all: (weights[0] * d + weights[1] * s + weights[2] * c) / (weights[0] + weights[1] + weights[2]))
+        return Scores(dense: d, sparse: s, colbert: c, sparseDense: weighted([d, s], by: weights.prefix(2)), all: weighted([d, s, c], by: weights))
+    }
+
+    /// `Σ wᵢ·xᵢ / Σ wᵢ`, summed in double precision: weights near `Float.greatestFiniteMagnitude`
+    /// overflow a float sum to infinity and the quotient to NaN. 0 when the weights sum to 0.
+    private static func weighted(_ scores: [Float], by weights: some Collection<Float>) -> Float {
+        let total = weights.reduce(0.0) { $0 + Double($1) }
+        guard total > 0, total.isFinite else { return 0 }
+        return Float(zip(scores, weights).reduce(0.0) { $0 + Double($1.1) / total * Double($1.0) })
     }
 }

@@ -3,10 +3,17 @@ import Foundation
 import Hummingbird
 import Logging
 import Scheduling
+import ServiceLifecycle
+import UnixSignals
 
 /// The HTTP server of SPEC §3 on Hummingbird: starts listening at once, loads the model, measures
 /// its memory cost and warms up in the background (requests wait within their deadline), then
-/// serves through the memory-aware scheduler; shuts down gracefully on SIGTERM or SIGINT.
+/// serves through admission and the memory-aware scheduler.
+///
+/// Shutdown: on SIGTERM `/ready` fails at once and requests are still served for
+/// ``drainDelay`` (load balancers keep routing to a terminating pod until they see the endpoint
+/// gone), then the server stops accepting, finishes what is in flight and returns. SIGINT (an
+/// interactive stop) skips the drain; a second SIGTERM ends it early.
 public struct EmbeddingServer: Sendable {
     public let host: String
     public let port: Int
@@ -18,9 +25,12 @@ public struct EmbeddingServer: Sendable {
     public let scheduling: SchedulerSettings
     public let version: String
     public let logger: Logger
+    /// How long `/ready` fails before the server stops accepting (`BGE_M3_DRAIN_SECS`).
+    public let drainDelay: Duration
 
     public init(host: String, port: Int, modelDirectory: URL, threads: Int?, precision: Precision = .fp32, limits: ServerLimits,
-                memory: MemorySettings, scheduling: SchedulerSettings, version: String, logger: Logger) {
+                memory: MemorySettings, scheduling: SchedulerSettings, drainDelay: Duration = .seconds(5), version: String, logger: Logger) {
+        self.drainDelay = drainDelay
         self.precision = precision
         self.host = host
         self.port = port
@@ -35,16 +45,22 @@ public struct EmbeddingServer: Sendable {
 
     public func run() async throws {
         let state = ModelState()
-        let services = ServerServices(limits: limits, state: state, backend: ScheduledBackend(state: state))
+        let admission = RequestAdmission(limits: .init(maxRequests: limits.queueCapacity, maxTokens: limits.queueTokens))
+        let services = ServerServices(limits: limits, state: state, backend: ScheduledBackend(state: state), admission: admission)
         let router = Router(context: ServerRequestContext.self)
-        router.add(middleware: RequestMiddleware(apiKey: limits.apiKey, logger: logger))
-        EmbeddingRoutes(services: services).register(on: router)
-        TokenizeRoute(services: services).register(on: router)
-        ScoringRoutes(services: services).register(on: router)
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: RequestLogMiddleware(logger: logger))
+        router.add(middleware: ErrorMiddleware())
+        if let apiKey = limits.apiKey { router.add(middleware: APIKeyMiddleware(apiKey: apiKey)) }
         OperationRoutes(services: services, version: version).register(on: router)
+        // The routes that do work go through admission.
+        let work = router.group().add(middleware: AdmissionMiddleware(admission: admission, limits: limits))
+        EmbeddingRoutes(services: services).register(on: work)
+        TokenizeRoute(services: services).register(on: work)
+        ScoringRoutes(services: services).register(on: work)
 
         let start = self
-        let loader = Thread { start.startEngine(state: state) }
+        let loader = Thread { start.startEngine(state: state, admission: admission) }
         loader.stackSize = 8 << 20
         loader.start()
 
@@ -56,14 +72,53 @@ public struct EmbeddingServer: Sendable {
                 logger.info("listening", metadata: ["address": .string("\(channel.localAddress.map { "\($0)" } ?? "\(host):\(port)")")])
             },
             logger: logger)
-        try await app.runService()
+        // The group takes no signals itself: SIGTERM first drains (drainOnSignal), then shuts it down.
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let signals = Task { await drainOnSignal(state: state, group: group) }
+        defer { signals.cancel() }
+        try await group.run()
         await state.scheduler?.stop()
         logger.info("stopped")
     }
 
+    private enum ShutdownEvent: Sendable {
+        case signal(UnixSignal)
+        case drainOver
+    }
+
+    /// Waits for SIGTERM or SIGINT, drains after SIGTERM, then shuts the server down gracefully
+    /// (stop accepting, finish requests in flight). Runs until cancelled, so that the signals
+    /// stay trapped (a later SIGTERM must not kill the process while it finishes its requests).
+    private func drainOnSignal(state: ModelState, group: ServiceGroup) async {
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let (events, sink) = AsyncStream<ShutdownEvent>.makeStream()
+        let forward = Task {
+            for await signal in signals { sink.yield(.signal(signal)) }
+            sink.finish()
+        }
+        defer { forward.cancel() }
+        var iterator = events.makeAsyncIterator()
+        guard case .signal(let first)? = await iterator.next() else { return }
+        if first == .sigterm && drainDelay > .zero {
+            await state.startDraining()
+            logger.info("draining: /ready fails; still serving until load balancers have stopped sending",
+                        metadata: ["seconds": .stringConvertible(drainDelay.components.seconds)])
+            // Over when the delay has passed, or earlier at a second signal.
+            let timer = Task {
+                try? await Task.sleep(for: drainDelay)
+                sink.yield(.drainOver)
+            }
+            _ = await iterator.next()
+            timer.cancel()
+        }
+        logger.info("stopping: no new connections; finishing requests in flight")
+        await group.triggerGracefulShutdown()
+        while await iterator.next() != nil {}
+    }
+
     /// Start-up on a thread of its own: load → memory limit → probe or cache → warm-up → open.
     /// Requests queue meanwhile; nothing runs in the engine but this, so the probe measures alone.
-    private func startEngine(state: ModelState) {
+    private func startEngine(state: ModelState, admission: RequestAdmission) {
         let started = Date()
         let model: BGEM3Model
         ProcessMemory.configureAllocator()
@@ -71,7 +126,7 @@ public struct EmbeddingServer: Sendable {
             model = try BGEM3Model(directory: modelDirectory, threads: threads, precision: precision)
             _ = try model.requireTokenizer()
         } catch {
-            fail(state, "\(error)", stage: "model failed to load")
+            fail(state, "\(error)", stage: "model failed to load", admission: admission)
             return
         }
         logger.info("model loaded", metadata: ["path": .string(modelDirectory.path), "seconds": .string(String(format: "%.2f", Date().timeIntervalSince(started))),
@@ -88,25 +143,57 @@ public struct EmbeddingServer: Sendable {
         do {
             limit = try MemoryLimit.detect()
         } catch {
-            fail(state, error.description, stage: "memory limit")
+            fail(state, error.description, stage: "memory limit", admission: admission)
             return
         }
         let plan = MemoryPlanner.plan(model: model, limit: limit, settings: memory, engineVersion: version, precision: model.precision.rawValue,
                                       maxSequenceLength: min(limits.maxSequenceLength, model.maximumSequenceLength),
                                       gauge: ProcessMemoryGauge(), logger: logger)
+        ServerMetrics.memoryPlan(plan)
+        if let problem = Self.roomProblem(plan, limits: limits) {
+            fail(state, problem, stage: "memory limit", admission: admission)
+            return
+        }
         do {
             try scheduler.warmUp()
         } catch {
-            fail(state, error.description, stage: "warm-up")
+            fail(state, error.description, stage: "warm-up", admission: admission)
             return
         }
-        ServerMetrics.memoryPlan(plan)
         scheduler.open(SchedulerBudget(cost: plan.cost, bytes: plan.budgetBytes))
+        let pools = Self.admissionPools(plan, limits: limits)
+        admission.open(bodyBytes: pools.bodies, resultBytes: pools.results)
+        logger.info("admission", metadata: ["request_mib": .stringConvertible(plan.requestBytes >> 20),
+                                            "tokenizer_mib": .stringConvertible(pools.tokenizer >> 20), "bodies_mib": .stringConvertible(pools.bodies >> 20),
+                                            "results_mib": .stringConvertible(pools.results >> 20)])
         Task { await state.finishStarting(plan) }
         logger.info("ready", metadata: ["seconds": .string(String(format: "%.2f", Date().timeIntervalSince(started)))])
     }
 
-    private func fail(_ state: ModelState, _ message: String, stage: String) {
+    /// What requests may hold, split: the tokenising threads' working memory first (one text each),
+    /// then a third of the rest for bodies being read and decoded and two thirds for what requests
+    /// hold once tokenised (results, responses being written): see AdmissionPolicy.
+    static func admissionPools(_ plan: MemoryPlan, limits: ServerLimits) -> (tokenizer: Int, bodies: Int, results: Int) {
+        let tokenizer = RequestFootprint.tokenizerScratch(threads: CPUQuota.available(), maxTextCharacters: limits.maxTextCharacters)
+        let rest = max(0, plan.requestBytes - tokenizer)
+        return (tokenizer, rest / 3, rest - rest / 3)
+    }
+
+    /// Why the memory left after the model cannot serve even a short request, or nil. Without this
+    /// check a limit below the model's size would load the model and then time every request out.
+    static func roomProblem(_ plan: MemoryPlan, limits: ServerLimits) -> String? {
+        let shortest = plan.cost.bytes(batch: 1, length: 16)
+        let pools = admissionPools(plan, limits: limits)
+        let small = RequestFootprint.body(bytes: 4096, maxTokens: 4096)
+        guard plan.budgetBytes < shortest || pools.bodies < small || pools.results < small else { return nil }
+        return "the memory limit of \(plan.limit.bytes >> 20) MiB (\(plan.limit.source.rawValue)) leaves \(plan.budgetBytes >> 20) MiB of workspace "
+            + "and \(plan.requestBytes >> 20) MiB for requests once the model holds \(plan.residentBytes >> 20) MiB: not enough for one short text; "
+            + "raise the limit (BGE_M3_MEMORY_LIMIT or the container's), use a smaller precision (BGE_M3_PRECISION=int8), "
+            + "or lower BGE_M3_MAX_TEXT_CHARS (the tokeniser's working memory grows with it)"
+    }
+
+    private func fail(_ state: ModelState, _ message: String, stage: String, admission: RequestAdmission) {
+        admission.refuseAll(.modelUnavailable(message))
         Task { await state.failLoading(message) }
         logger.error("\(stage)", metadata: ["path": .string(modelDirectory.path), "error": .string(message)])
     }

@@ -50,30 +50,6 @@ public struct ScheduledBackend: InferenceBackend {
     }
 }
 
-extension APIError {
-    init(_ error: SchedulingError) {
-        switch error {
-        case .queueFull:
-            self.init(status: .tooManyRequests, message: error.description, type: "rate_limit_error", code: "queue_full")
-        case .deadlineExceeded:
-            self.init(status: .gatewayTimeout, message: error.description, type: "timeout_error", code: "deadline_exceeded")
-        case .cancelled:
-            self.init(status: .serviceUnavailable, message: error.description, type: "server_error", code: "cancelled")
-        case .inputTooLarge:
-            self.init(status: .contentTooLarge, message: error.description, type: "invalid_request_error", code: "input_exceeds_memory_budget")
-        case .engine(let engineError):
-            switch engineError {
-            case .outOfMemory:
-                self.init(status: .serviceUnavailable, message: engineError.description, type: "server_error", code: "out_of_memory")
-            case .kernel, .reloadFailed:
-                self.init(status: .internalServerError, message: engineError.description, type: "server_error", code: "inference_failed")
-            default:
-                self.init(status: .badRequest, message: engineError.description, type: "invalid_request_error", code: "invalid_input")
-            }
-        }
-    }
-}
-
 /// The model and its scheduler once loaded, and how far start-up has come. Requests that arrive
 /// earlier wait within their deadline: for the model (to tokenise), then in the scheduler's queue
 /// until the memory probe and warm-up are done.
@@ -84,6 +60,9 @@ public actor ModelState {
         /// Loaded; measuring memory (probe) and warming up. Requests queue.
         case probing
         case ready
+        /// Shutting down (SIGTERM): still serving, but `/ready` answers 503 so that load balancers
+        /// stop sending requests before the server stops accepting them.
+        case draining
         case failed(String)
     }
 
@@ -106,6 +85,11 @@ public actor ModelState {
     public func finishStarting(_ plan: MemoryPlan) {
         memoryPlan = plan
         phase = .ready
+    }
+
+    /// SIGTERM: `/ready` fails from now on; requests are still served.
+    public func startDraining() {
+        if phase == .ready { phase = .draining }
     }
 
     public func failLoading(_ message: String) {

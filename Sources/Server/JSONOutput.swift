@@ -30,9 +30,14 @@ public enum JSONOutput {
         for value in values {
             if !first { out += "," }
             first = false
-            out += value.isFinite ? "\(value)" : "0"
+            out += number(value)
         }
         return out + "]"
+    }
+
+    /// One float in its shortest round-trip form; 0 for a non-finite value, which JSON cannot carry.
+    public static func number(_ value: Float) -> String {
+        value.isFinite ? "\(value)" : "0"
     }
 
     public static func integers<C: Collection>(_ values: C) -> String where C.Element: BinaryInteger {

@@ -10,7 +10,15 @@ struct OperationRoutes: Sendable {
     let version: String
 
     func register(on router: Router<ServerRequestContext>) {
-        router.get("/live") { _, _ in services.json("{\"status\":\"ok\"}") }
+        // Live while the process can serve: a model that failed to load (damaged files, a memory
+        // limit that leaves no room) makes it 503, so the orchestrator restarts the pod and shows
+        // the failure, instead of a pod that runs and never becomes ready.
+        router.get("/live") { _, _ in
+            if case .failed(let message) = await services.state.phase {
+                return services.json("{\"status\":\"fail\",\"error\":\(JSONOutput.string(message))}", status: .serviceUnavailable)
+            }
+            return services.json("{\"status\":\"ok\"}")
+        }
         router.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.openapi_json)))
@@ -29,7 +37,8 @@ struct OperationRoutes: Sendable {
             let phase = await services.state.phase
             let plan = await services.state.memoryPlan
             let scheduler = await services.state.scheduler
-            let live = phase == .ready ? 1 : 0
+            let live = phase == .ready || phase == .draining ? 1 : 0
+            let admission = services.admission.status
             var fields = ["\"status\":\(JSONOutput.string(phase == .ready ? "ok" : Self.name(phase)))",
                           "\"stage\":\(JSONOutput.string(Self.stage(phase)))",
                           "\"workers\":{\"live\":\(live),\"total\":1}"]
@@ -37,11 +46,14 @@ struct OperationRoutes: Sendable {
                 fields.append("\"probe\":{\"status\":\(JSONOutput.string(plan.status.rawValue)),\"a\":\(plan.cost.a),\"b\":\(plan.cost.b)"
                               + (plan.fallback.map { ",\"fallback\":\(JSONOutput.string($0.rawValue))" } ?? "") + "}")
                 fields.append("\"memory\":{\"limit_bytes\":\(plan.limit.bytes),\"limit_source\":\(JSONOutput.string(plan.limit.source.rawValue)),"
-                              + "\"resident_at_start_bytes\":\(plan.residentBytes),\"budget_bytes\":\(plan.budgetBytes),"
+                              + "\"resident_at_start_bytes\":\(plan.residentBytes),\"budget_bytes\":\(plan.budgetBytes),\"request_bytes\":\(plan.requestBytes),"
                               + "\"rss_bytes\":\(ProcessMemory.residentBytes ?? 0),\"workspace_bytes\":\(scheduler?.retainedWorkspaceBytes ?? 0)}")
             } else {
                 fields.append("\"probe\":{\"status\":\(JSONOutput.string(phase == .probing ? "running" : "pending"))}")
             }
+            fields.append("\"admission\":{\"requests\":\(admission.requests),\"tokens\":\(admission.tokens),\"waiting\":\(admission.waiting),"
+                          + "\"body_bytes\":\(admission.bodyBytes),\"body_capacity_bytes\":\(admission.bodyCapacity ?? 0),"
+                          + "\"result_bytes\":\(admission.resultBytes),\"result_capacity_bytes\":\(admission.resultCapacity ?? 0)}")
             if let scheduler {
                 fields.append("\"queue_depth\":\(scheduler.queueDepth),\"oom_splits\":\(scheduler.oomSplitCount)")
             }
@@ -78,6 +90,7 @@ struct OperationRoutes: Sendable {
         switch phase {
         case .loading, .probing: return "loading"
         case .ready: return "ok"
+        case .draining: return "draining"
         case .failed: return "fail"
         }
     }
@@ -87,39 +100,8 @@ struct OperationRoutes: Sendable {
         case .loading: return "loading model"
         case .probing: return "measuring memory and warming up"
         case .ready: return "serving"
+        case .draining: return "shutting down: finishing requests while load balancers stop sending more"
         case .failed(let message): return message
-        }
-    }
-}
-
-/// `POST /tokenize`: `[[{id, text, start, stop, special}]]`, offsets in Unicode scalars.
-struct TokenizeRoute: Sendable {
-    let services: ServerServices
-
-    func register(on router: Router<ServerRequestContext>) {
-        router.post("/tokenize") { request, _ in
-            var request = request
-            let body = try await request.decodeJSON(TokenizeRequest.self, maxBytes: services.limits.maxBodyBytes)
-            let model = try await services.model(before: services.deadline)
-            guard case .texts(let texts) = body.input else {
-                throw APIError.invalidRequest("input must be a string or an array of strings", param: "input", code: "invalid_type")
-            }
-            guard !texts.isEmpty else { throw APIError.invalidRequest("input must not be empty", param: "input", code: "empty_input") }
-            guard texts.count <= services.limits.maxBatch else {
-                throw APIError.invalidRequest("input has \(texts.count) items; the limit is \(services.limits.maxBatch)", param: "input", code: "too_many_inputs")
-            }
-            var lists: [String] = []
-            for (index, text) in texts.enumerated() {
-                guard text.unicodeScalars.count <= services.limits.maxTextCharacters else {
-                    throw APIError.invalidRequest("input[\(index)] has more than \(services.limits.maxTextCharacters) characters", param: "input[\(index)]", code: "text_too_long")
-                }
-                let encoding = try model.requireTokenizer().encode(text, options: EncodeOptions(addSpecialTokens: body.add_special_tokens ?? true, includeTokenTexts: true))
-                let tokens = encoding.ids.indices.map { i in
-                    "{\"id\":\(encoding.ids[i]),\"text\":\(JSONOutput.string(encoding.tokens[i])),\"start\":\(encoding.offsets[i].start),\"stop\":\(encoding.offsets[i].end),\"special\":\(encoding.specialTokensMask[i])}"
-                }
-                lists.append("[" + tokens.joined(separator: ",") + "]")
-            }
-            return services.json("[" + lists.joined(separator: ",") + "]")
         }
     }
 }

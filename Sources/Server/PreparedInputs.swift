@@ -2,10 +2,10 @@ import Engine
 import Foundation
 import Tokenizer
 
-/// A request's inputs, validated against the limits and tokenised once.
-struct PreparedInputs {
+/// A request's inputs, validated against the limits and tokenised once: token ids only (the
+/// tokeniser's offsets and token texts are dropped as each text is done, so they are not held).
+struct PreparedInputs: Sendable {
     var sequences: [[Int32]]
-    var encodings: [Encoding?]
     var truncated: [Bool]
 
     var tokenCount: Int { sequences.reduce(0) { $0 + $1.count } }
@@ -13,36 +13,34 @@ struct PreparedInputs {
     /// - Parameters:
     ///   - maxLength: tokens per text, special tokens included.
     ///   - truncate: false makes a too-long input a 400 naming it.
-    ///   - withTexts: keep each token's text (for `return_tokens`).
     static func prepare(_ input: EmbeddingInput, tokenizer: UnigramTokenizer, limits: ServerLimits, maxLength: Int,
-                        truncate: Bool = true, withTexts: Bool = false) throws -> PreparedInputs {
+                        truncate: Bool = true) throws -> PreparedInputs {
         guard input.count > 0 else { throw APIError.invalidRequest("input must not be empty", param: "input", code: "empty_input") }
         guard input.count <= limits.maxBatch else {
             throw APIError.invalidRequest("input has \(input.count) items; the limit is \(limits.maxBatch) per request", param: "input", code: "too_many_inputs")
         }
         switch input {
         case .texts(let texts):
-            var prepared = PreparedInputs(sequences: [], encodings: [], truncated: [])
+            var prepared = PreparedInputs(sequences: [], truncated: [])
             for (index, text) in texts.enumerated() {
                 let characters = text.unicodeScalars.count
                 guard characters <= limits.maxTextCharacters else {
                     throw APIError.invalidRequest("input[\(index)] has \(characters) characters; the limit is \(limits.maxTextCharacters)",
                                                   param: "input[\(index)]", code: "text_too_long")
                 }
-                let encoding = tokenizer.encode(text, options: EncodeOptions(maxLength: maxLength, includeTokenTexts: withTexts))
+                let encoding = tokenizer.encode(text, options: EncodeOptions(maxLength: maxLength))
                 if encoding.isTruncated && !truncate {
                     throw APIError.invalidRequest("input[\(index)] has \(encoding.untruncatedCount) tokens; the limit is \(maxLength) and truncate is false",
                                                   param: "input[\(index)]", code: "input_too_long")
                 }
                 prepared.sequences.append(encoding.ids)
-                prepared.encodings.append(encoding)
                 prepared.truncated.append(encoding.isTruncated)
             }
             return prepared
         case .tokens(let lists):
             // Token ids are taken as the text's pieces; <s> and </s> are added unless present.
             let vocabulary = tokenizer.vocabularySize
-            var prepared = PreparedInputs(sequences: [], encodings: [], truncated: [])
+            var prepared = PreparedInputs(sequences: [], truncated: [])
             for (index, ids) in lists.enumerated() {
                 guard !ids.isEmpty else { throw APIError.invalidRequest("input[\(index)] has no token ids", param: "input[\(index)]", code: "empty_input") }
                 if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
@@ -61,7 +59,6 @@ struct PreparedInputs {
                     wasTruncated = true
                 }
                 prepared.sequences.append(sequence)
-                prepared.encodings.append(nil)
                 prepared.truncated.append(wasTruncated)
             }
             return prepared

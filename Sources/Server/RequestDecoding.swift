@@ -1,28 +1,35 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOFoundationCompat
 
-extension Request {
-    /// The body decoded as `T`, with the limits and errors of SPEC §3: 413 over the size limit,
-    /// 415 when not JSON, 400 for malformed JSON or wrong types (naming the field).
-    mutating func decodeJSON<T: Decodable>(_ type: T.Type, maxBytes: Int) async throws -> T {
-        if let contentType = headers[.contentType], !contentType.lowercased().contains("json") {
+/// Decodes request bodies as JSON with the limits and errors of SPEC §3: 413 over the context's
+/// ``ServerRequestContext/maxUploadSize``, 415 when not JSON, 400 for malformed JSON or wrong types
+/// (naming the field). Routes call `request.decode(as:context:)`.
+struct APIRequestDecoder: RequestDecoder {
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        if let contentType = request.headers[.contentType], !contentType.lowercased().contains("json") {
             throw APIError(status: .unsupportedMediaType, message: "the body must be JSON (Content-Type: application/json), not \(contentType)",
                            type: "invalid_request_error", code: "unsupported_media_type")
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await body.collect(upTo: maxBytes)
+            buffer = try await request.body.collect(upTo: context.maxUploadSize)
         } catch is NIOTooManyBytesError {
-            throw APIError(status: .contentTooLarge, message: "the body is larger than \(maxBytes) bytes", type: "invalid_request_error", code: "body_too_large")
+            throw APIError.bodyTooLarge(limit: context.maxUploadSize)
         }
-        let data = Data(buffer.readableBytesView)
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            // Decodes from the buffer's own bytes, without a copy.
+            let decoded = try JSONDecoder().decode(T.self, from: buffer)
+            // The decoder's peak is over: the request keeps its decoded body and token ids.
+            if let context = context as? ServerRequestContext {
+                context.admission?.shrinkBody(to: RequestFootprint.decodedBody(bytes: buffer.readableBytes, maxTokens: context.maxRequestTokens))
+            }
+            return decoded
         } catch {
             // Foundation's decoder refuses these deep inside a field and then names the wrong
             // problem (a wrong type), so say what it is.
-            if let escape = JSONText.loneSurrogateEscape(in: [UInt8](data)) {
+            if let escape = buffer.withUnsafeReadableBytes({ JSONText.loneSurrogateEscape(in: $0) }) {
                 throw APIError.invalidRequest("the body has the escape \(escape), half of a UTF-16 surrogate pair: JSON strings must be Unicode text "
                                               + "(write a character beyond U+FFFF as a pair such as \\ud83d\\ude00, or as UTF-8)", code: "invalid_unicode")
             }
@@ -47,7 +54,7 @@ extension Request {
 enum JSONText {
     /// The first `\uD800`…`\uDFFF` escape in `bytes` that is not half of a high-low pair, as
     /// written (e.g. `\ud800`), or nil. Escaped backslashes are skipped, so `\\ud800` (text) is not one.
-    static func loneSurrogateEscape(in bytes: [UInt8]) -> String? {
+    static func loneSurrogateEscape(in bytes: UnsafeRawBufferPointer) -> String? {
         func hexValue(at index: Int) -> Int? {
             guard index + 4 <= bytes.endIndex else { return nil }
             var value = 0

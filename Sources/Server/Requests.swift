@@ -1,7 +1,7 @@
 import Foundation
 
 /// `input` of the embedding routes: a string, strings, token ids, or lists of token ids.
-enum EmbeddingInput: Decodable {
+enum EmbeddingInput: Decodable, Sendable {
     case texts([String])
     case tokens([[Int32]])
 

@@ -8,12 +8,17 @@ public struct ServerLimits: Sendable {
     public var maxTextCharacters = 200_000
     /// Bytes per request body (`BGE_M3_MAX_BODY_BYTES`).
     public var maxBodyBytes = 16 << 20
-    /// Requests waiting for the engine before new ones get 429 (`BGE_M3_QUEUE_CAPACITY`).
+    /// Requests admitted at once (waiting or working) before new ones get 429 (`BGE_M3_QUEUE_CAPACITY`).
     public var queueCapacity = 256
+    /// Tokens of admitted requests not yet answered before new ones get 429 (`BGE_M3_QUEUE_TOKENS`):
+    /// by default one full request (256 texts of 8192 tokens).
+    public var queueTokens = 256 * 8192
     /// Seconds a request may take before it gets 504 (`BGE_M3_REQUEST_TIMEOUT_SECS`).
     public var requestTimeoutSeconds = 60.0
     /// A bearer token every request must carry, or nil (`BGE_M3_API_KEY`).
     public var apiKey: String?
+    /// The most tokens one request can carry: texts per request × tokens per text.
+    var maxRequestTokens: Int { maxBatch * maxSequenceLength }
     /// The model name reported in responses.
     public var modelName = "BAAI/bge-m3"
 

@@ -15,14 +15,8 @@ public enum ServerMetrics {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     }
 
-    /// Routes get their own label; anything else is `other`, so unknown paths cannot grow the series.
-    static let knownRoutes: Set<String> = [
-        "/v1/embeddings", "/v1/m3/embeddings", "/v1/sparse-embeddings", "/v1/embeddings:both", "/v1/embeddings%3Aboth",
-        "/v1/score", "/v1/rerank", "/tokenize", "/health", "/ready", "/live", "/metrics", "/v1/models", "/info",
-    ]
-
-    static func request(path: String, status: Int, seconds: Double) {
-        let route = knownRoutes.contains(path) ? path : "other"
+    /// One answered request, labelled by the route that matched (`other` for none).
+    static func request(route: String, status: Int, seconds: Double) {
         Counter(label: "bgem3_requests_total", dimensions: [("route", route), ("status", String(status))]).increment()
         Timer(label: "bgem3_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(Int64(seconds * 1e9))
     }

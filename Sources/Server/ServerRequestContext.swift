@@ -2,16 +2,31 @@ import Foundation
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
+import Scheduling
 
-/// The request context of every route: Hummingbird's basics plus the connection, so that work for
-/// a client that has gone away can be dropped.
+/// The request context of every route: Hummingbird's basics, the body decoder and its size limit,
+/// the connection (so that work for a client that has gone away can be dropped), and, on the work
+/// routes, the request's admission and deadline (set by ``AdmissionMiddleware``).
 struct ServerRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     let connection: ConnectionStatus
+    /// Bytes a body may have (`BGE_M3_MAX_BODY_BYTES`); over it, 413.
+    var maxUploadSize: Int
+    /// The request's hold on the server's memory; nil outside the work routes.
+    var admission: AdmissionTicket?
+    /// When the request gives up (504).
+    var deadline: ContinuousClock.Instant
+    /// The most tokens a request may carry (texts × tokens per text), for its admission.
+    var maxRequestTokens: Int
+
+    var requestDecoder: APIRequestDecoder { APIRequestDecoder() }
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         connection = ConnectionStatus(channel: source.channel)
+        maxUploadSize = ServerLimits().maxBodyBytes
+        deadline = .now + .seconds(ServerLimits().requestTimeoutSeconds)
+        maxRequestTokens = ServerLimits().maxRequestTokens
     }
 }
 

@@ -32,6 +32,8 @@ final class ServerProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         // Probe fits go to a scratch cache unless a test names one (never the user's ~/.cache).
         env["BGE_M3_PROBE_CACHE_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)").path
+        // Stop at once on SIGTERM unless a test measures the drain.
+        env["BGE_M3_DRAIN_SECS"] = "0"
         for (key, value) in environment { env[key] = value }
         process.environment = env
         process.standardError = errors
