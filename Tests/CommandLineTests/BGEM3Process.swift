@@ -33,13 +33,16 @@ struct BGEM3Process {
     }
 
     /// Runs `bgem3 arguments…` with `input` on standard input.
+    static let scratchProbeCache = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)")
+
     static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:]) throws -> Output {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        }
+        // Probe fits (embed and serve measure on first use) go to one scratch cache for the test
+        // run, never the user's ~/.cache.
+        process.environment = ProcessInfo.processInfo.environment.merging(["BGE_M3_PROBE_CACHE_DIR": scratchProbeCache.path]) { $1 }
+            .merging(environment) { $1 }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout

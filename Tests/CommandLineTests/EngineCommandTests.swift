@@ -49,6 +49,26 @@ import Testing
         }
     }
 
+    /// Under a small memory limit the input is embedded in several windows through the server's
+    /// scheduler (one written while the next is computed): the output is the same, line for line,
+    /// as with room for everything at once, in order, with the carried fields.
+    @Test func embedInWindowsUnderASmallMemoryLimitKeepsOrderAndValues() throws {
+        let words = ["memory", "aware", "batches", "of", "unpadded", "texts", "in", "order"]
+        let input = (0..<1500).map { index in
+            let text = (0...(index % 23)).map { words[($0 * 5 + index) % words.count] }.joined(separator: " ")
+            return "{\"text\": \"\(text)\", \"n\": \(index)}"
+        }.joined(separator: "\n") + "\n"
+        let arguments = ["embed", "--model", tiny, "--sparse", "--colbert", "--precision", "fp32"]
+        let roomy = try BGEM3Process.run(arguments, input: Data(input.utf8))
+        let tight = try BGEM3Process.run(arguments + ["--memory-limit", "60MiB"], input: Data(input.utf8))
+        #expect(roomy.status == 0 && tight.status == 0, "\(tight.standardError)")
+        let roomyLines = roomy.standardOutput.split(separator: "\n")
+        let tightLines = tight.standardOutput.split(separator: "\n")
+        #expect(tightLines.count == 1500)
+        #expect(tightLines == roomyLines)
+        #expect(tightLines.enumerated().allSatisfy { $0.element.hasPrefix("{\"index\":\($0.offset),") && $0.element.hasSuffix("\"n\":\($0.offset)}") })
+    }
+
     @Test func embedGivesOnlyWhatIsAskedAndDenseByDefault() throws {
         let result = try BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"hello\"}\n".utf8))
         #expect(result.status == 0, "\(result.standardError)")

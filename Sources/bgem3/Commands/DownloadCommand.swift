@@ -33,9 +33,13 @@ struct DownloadCommand: AsyncParsableCommand {
                                        cacheDirectory: cacheDirectory.map { URL(fileURLWithPath: $0) } ?? defaults.cacheDirectory)
         let progress = DownloadProgress()
         do {
-            let snapshot = try await downloader.download(repository, revision: revision) { file, done, total in
+            let snapshot = try await downloader.download(repository, revision: revision, progress: { file, done, total in
                 progress.update(file: file, done: done, total: total)
-            }
+            }, onNotice: { notice in
+                // Another replica (or huggingface_hub) downloading the same file is worth saying:
+                // without it a waiting start looks like a hang.
+                FileHandle.standardError.write(Data("download: \(notice)\n".utf8))
+            })
             progress.finish()
             return snapshot
         } catch {

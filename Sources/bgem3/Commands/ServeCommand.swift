@@ -29,16 +29,19 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Tokens per text, 2...8192 (BGE_M3_MAX_SEQ_LENGTH, default 8192).") var maxSeqLength: Int?
     @Option(name: .long, help: "Characters per text, checked before tokenising (BGE_M3_MAX_TEXT_CHARS, default 200000).") var maxTextChars: Int?
     @Option(name: .long, help: "Bytes per request body (BGE_M3_MAX_BODY_BYTES, default 16777216).") var maxBodyBytes: Int?
-    @Option(name: .long, help: "Requests waiting for the engine before 429 (BGE_M3_QUEUE_CAPACITY, default 256).") var queueCapacity: Int?
+    @Option(name: .long, help: "Requests admitted at once, waiting or working, before 429 (BGE_M3_QUEUE_CAPACITY, default \(ServerLimits().queueCapacity)).") var queueCapacity: Int?
+    @Option(name: .long, help: "Tokens of admitted requests not yet answered before 429; a request with more alone gets 413 (BGE_M3_QUEUE_TOKENS, default \(ServerLimits().queueTokens)).") var queueTokens: Int?
     @Option(name: .long, help: "Seconds before a request gets 504 (BGE_M3_REQUEST_TIMEOUT_SECS, default 60).") var requestTimeoutSecs: Double?
     @Option(name: .long, help: "Require 'Authorization: Bearer KEY' (BGE_M3_API_KEY).") var apiKey: String?
     @Option(name: .long, help: ArgumentHelp("Memory the server may use, e.g. 4GiB or 3000MB (BGE_M3_MEMORY_LIMIT; default: the cgroup limit, else MemTotal).", valueName: "size")) var memoryLimit: String?
     @Option(name: .long, help: "Fraction of the memory limit to plan for, 0.1...1 (BGE_M3_MEMORY_SAFETY, default 0.9).") var memorySafety: Double?
+    @Option(name: .long, help: "Fraction of the memory left after the model that requests may hold outside the forward pass (bodies, token ids, results, responses being written), 0.05...0.9; the rest is workspace (BGE_M3_REQUEST_MEMORY_SHARE, default \(MemorySettings().requestShare)).") var requestMemoryShare: Double?
     @Option(name: .long, help: "auto (cached fit, else measure), off (conservative model) or force (measure again) (BGE_M3_PROBE, default auto).") var probe: String?
     @Option(name: .long, help: ArgumentHelp("Directory of cached probe fits, shareable between replicas (BGE_M3_PROBE_CACHE_DIR, default $XDG_CACHE_HOME/bgem3 or ~/.cache/bgem3).", valueName: "dir")) var probeCacheDir: String?
     @Option(name: .long, help: "Workspace bytes per token: with --cost-b, replaces the probe (BGE_M3_COST_A).") var costA: Double?
     @Option(name: .long, help: "Workspace bytes per token² per sequence: with --cost-a, replaces the probe (BGE_M3_COST_B).") var costB: Double?
     @Option(name: .long, help: "Unload the weights after this many idle seconds, 0 = never; the next request loads them again (BGE_M3_IDLE_TIMEOUT_SECS, default 0).") var idleTimeoutSecs: Double?
+    @Option(name: .long, help: "Seconds between SIGTERM and no longer accepting: /ready fails at once while requests are still served, so that load balancers stop routing here first; 0 stops at once (BGE_M3_DRAIN_SECS, default 5).") var drainSecs: Double?
     @Option(name: .long, help: "text or json (BGE_M3_LOG_FORMAT, default text).") var logFormat: String?
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (BGE_M3_LOG_LEVEL, default info).") var logLevel: String?
 
@@ -63,8 +66,8 @@ struct ServeCommand: AsyncParsableCommand {
         let modelURL: URL
         do {
             modelURL = try locator.locate(modelArgument, revision: revisionName)
-        } catch ModelLocator.LocateError.invalidIdentifier(let name) {
-            throw CommandFailure(ModelLocator.LocateError.invalidIdentifier(name).description)
+        } catch let error where error.isUnusableName {
+            throw CommandFailure(error.description)
         } catch {
             // Not in the cache: download it on first use, unless told to stay offline.
             guard environment["HF_HUB_OFFLINE"] != "1" else {
@@ -86,16 +89,18 @@ struct ServeCommand: AsyncParsableCommand {
         limits.maxTextCharacters = try settings.integer(maxTextChars, "MAX_TEXT_CHARS", default: limits.maxTextCharacters, range: 1...100_000_000)
         limits.maxBodyBytes = try settings.integer(maxBodyBytes, "MAX_BODY_BYTES", default: limits.maxBodyBytes, range: 1024...(1 << 34))
         limits.queueCapacity = try settings.integer(queueCapacity, "QUEUE_CAPACITY", default: limits.queueCapacity, range: 1...1_000_000)
+        limits.queueTokens = try settings.integer(queueTokens, "QUEUE_TOKENS", default: limits.queueTokens, range: 2...(1 << 40))
         limits.requestTimeoutSeconds = try settings.double(requestTimeoutSecs, "REQUEST_TIMEOUT_SECS", default: limits.requestTimeoutSeconds, range: 0.001...86_400)
-        limits.apiKey = apiKey ?? settings.string("API_KEY")
+        limits.apiKey = try settings.apiKey(apiKey)
         limits.modelName = settings.string("MODEL_NAME") ?? (modelArgument.contains("/") && !FileManager.default.fileExists(atPath: modelArgument)
             ? modelArgument : URL(fileURLWithPath: modelPath).lastPathComponent)
         let threadCount: Int? = threads != nil || settings.string("THREADS") != nil
             ? try settings.integer(threads, "THREADS", default: 1, range: 1...1024) : nil
 
-        let memory = try settings.memory(limit: memoryLimit, safety: memorySafety, probe: probe, cacheDirectory: probeCacheDir, costA: costA, costB: costB)
+        let memory = try settings.memory(limit: memoryLimit, safety: memorySafety, requestShare: requestMemoryShare, probe: probe, cacheDirectory: probeCacheDir,
+                                         costA: costA, costB: costB)
+        let drain = try settings.double(drainSecs, "DRAIN_SECS", default: 5, range: 0...3600)
         var scheduling = SchedulerSettings()
-        scheduling.queueCapacity = limits.queueCapacity
         let idle = try settings.double(idleTimeoutSecs, "IDLE_TIMEOUT_SECS", default: 0, range: 0...31_536_000)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
 
@@ -108,7 +113,8 @@ struct ServeCommand: AsyncParsableCommand {
                                             "int8_levels": .string(Int8Levels.forThisCPU.description)])
 
         try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
-                                  precision: chosenPrecision, limits: limits, memory: memory, scheduling: scheduling, version: BGEM3Version.string, logger: logger).run()
+                                  precision: chosenPrecision, limits: limits, memory: memory, scheduling: scheduling,
+                                  drainDelay: .milliseconds(Int64(drain * 1000)), version: BGEM3Version.string, logger: logger).run()
     }
 }
 
@@ -148,17 +154,20 @@ struct Settings {
 
     /// The memory settings of SPEC §5. A `--memory-limit` flag is handed on as
     /// `BGE_M3_MEMORY_LIMIT`, which ``MemoryLimit/detect(environment:root:procSelfCgroup:memInfo:)`` reads.
-    func memory(limit: String?, safety: Double?, probe: String?, cacheDirectory: String?, costA: Double?, costB: Double?) throws -> MemorySettings {
+    func memory(limit: String?, safety: Double?, requestShare: Double?, probe: String?, cacheDirectory: String?, costA: Double?,
+                costB: Double?) throws -> MemorySettings {
         var memory = MemorySettings()
+        // 0 would load the model and then have no room for any request: refused here, naming it.
         if let limit {
             guard let bytes = MemoryLimit.parseSize(limit), bytes > 0 else {
-                throw ValidationError("--memory-limit must be a size such as 4GiB, 3000MB or 3221225472, not \(limit)")
+                throw ValidationError("--memory-limit must be a size above 0 such as 4GiB, 3000MB or 3221225472, not \(limit)")
             }
             setenv("BGE_M3_MEMORY_LIMIT", String(bytes), 1)
-        } else if let value = string("MEMORY_LIMIT"), MemoryLimit.parseSize(value) == nil {
-            throw ValidationError("BGE_M3_MEMORY_LIMIT must be a size such as 4GiB, 3000MB or 3221225472, not \(value)")
+        } else if let value = string("MEMORY_LIMIT"), (MemoryLimit.parseSize(value) ?? 0) <= 0 {
+            throw ValidationError("BGE_M3_MEMORY_LIMIT must be a size above 0 such as 4GiB, 3000MB or 3221225472, not \(value)")
         }
         memory.safety = try double(safety, "MEMORY_SAFETY", default: memory.safety, range: 0.1...1)
+        memory.requestShare = try double(requestShare, "REQUEST_MEMORY_SHARE", default: memory.requestShare, range: 0.05...0.9)
         memory.probe = ProbeMode(rawValue: try choice(probe, "PROBE", default: "auto", allowed: ProbeMode.allCases.map(\.rawValue)))!
         let a = try costA.map { $0 } ?? string("COST_A").map { value in
             guard let number = Double(value) else { throw ValidationError("BGE_M3_COST_A must be a number of bytes, not \(value)") }
@@ -178,14 +187,23 @@ struct Settings {
         default:
             throw ValidationError("set both BGE_M3_COST_A and BGE_M3_COST_B (or --cost-a and --cost-b), or neither")
         }
-        if let directory = cacheDirectory ?? string("PROBE_CACHE_DIR") {
-            memory.cacheDirectory = URL(fileURLWithPath: directory)
-        } else if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
-            memory.cacheDirectory = URL(fileURLWithPath: xdg).appendingPathComponent("bgem3")
-        } else if let home = environment["HOME"], !home.isEmpty {
-            memory.cacheDirectory = URL(fileURLWithPath: home).appendingPathComponent(".cache/bgem3")
-        }
+        memory.cacheDirectory = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? ProbeCache.defaultDirectory(environment: environment)
         return memory
+    }
+
+    /// `--api-key` / `BGE_M3_API_KEY`. An empty key is refused rather than read as "no key": a
+    /// deployment that sets the variable from a missing secret would otherwise run without
+    /// authentication and not say so.
+    func apiKey(_ flag: String?) throws -> String? {
+        if let flag {
+            guard !flag.isEmpty else { throw ValidationError("--api-key must not be empty; leave it out to serve without authentication") }
+            return flag
+        }
+        guard let value = environment["BGE_M3_API_KEY"] else { return nil }
+        guard !value.isEmpty else {
+            throw ValidationError("BGE_M3_API_KEY is set but empty; unset it to serve without authentication, or give the key")
+        }
+        return value
     }
 
     func address(_ flag: String?, default value: String) throws -> (String, Int) {
@@ -194,5 +212,15 @@ struct Settings {
             throw ValidationError("\(flag != nil ? "--bind" : "BGE_M3_BIND") must be HOST:PORT with a port in 0...65535, not \(text)")
         }
         return (String(text[..<colon]), port)
+    }
+}
+
+extension ModelLocator.LocateError {
+    /// The name itself is wrong (a malformed id or revision): downloading cannot help.
+    var isUnusableName: Bool {
+        switch self {
+        case .invalidIdentifier, .invalidRevision: return true
+        default: return false
+        }
     }
 }
