@@ -111,8 +111,16 @@ def check(kustomization, manifests, present, dockerfile, help_text):
             problem(f"{variable} is on volume {owner}, not on the claim {claim['metadata']['name']}")
     if container.get("securityContext", {}).get("readOnlyRootFilesystem") and "/tmp" not in mounts:
         problem("a read-only root filesystem needs a volume at /tmp")
-    if pod.get("terminationGracePeriodSeconds", 30) <= 60:
-        problem("terminationGracePeriodSeconds must exceed the 60 s request timeout, so requests in flight finish")
+    timeout = float(env.get("BGE_M3_REQUEST_TIMEOUT_SECS", 60))
+    drain = float(env.get("BGE_M3_DRAIN_SECS", 5))
+    if pod.get("terminationGracePeriodSeconds", 30) <= drain + timeout:
+        problem(f"terminationGracePeriodSeconds must exceed the drain ({drain:g} s) plus the request timeout ({timeout:g} s), "
+                "so that requests arriving during the drain still finish")
+    probe = container.get("readinessProbe", {})
+    noticed = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
+    if drain < min(noticed, 10):
+        problem(f"BGE_M3_DRAIN_SECS={drain:g} is shorter than the readiness probe needs to notice ({noticed} s) or 10 s: "
+                "requests still routed to a stopping pod would be refused")
 
     # Service and autoscaler point at the Deployment.
     if service["spec"]["selector"].items() - labels.items():
@@ -163,6 +171,8 @@ def self_test(help_text):
         "autoscaler targets": lambda m, d: m["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"].update(name="other"),
         "BGE_M3_TYPO": lambda m, d: deployment_container(m)["env"].append({"name": "BGE_M3_TYPO", "value": "1"}),
         "below 4 GiB": lambda m, d: set_env(m, "BGE_M3_PRECISION", "fp32") or deployment_container(m)["resources"]["limits"].update(memory="3Gi"),
+        "terminationGracePeriodSeconds": lambda m, d: m["Deployment"]["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=65),
+        "BGE_M3_DRAIN_SECS": lambda m, d: set_env(m, "BGE_M3_DRAIN_SECS", "1"),
     }
     kustomization, manifests, present, dockerfile = load()
     failures = []
@@ -193,4 +203,4 @@ if __name__ == "__main__":
         print("deploy_check:", line, file=sys.stderr)
     if problems:
         sys.exit(1)
-    print("deploy_check: Dockerfile and deploy/kubernetes agree with the server (and 8 broken variants were caught)")
+    print("deploy_check: Dockerfile and deploy/kubernetes agree with the server (and 10 broken variants were caught)")

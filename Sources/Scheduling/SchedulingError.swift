@@ -36,7 +36,7 @@ public enum SchedulingError: Error, Sendable, Equatable, CustomStringConvertible
             return "the request has \(tokens) tokens, more than the \(limit) the server admits at once (BGE_M3_QUEUE_TOKENS); "
                 + "split it into smaller requests"
         case .requestTooLarge(let bytes, let limit, let stage):
-            let what = stage == .body ? "its body (decoded and tokenised)" : "its token ids, results and response"
+            let what = stage == .body ? "its body (read, decoded and tokenised)" : "its results and the response being written"
             return "the request needs about \(mebibytes(bytes)) for \(what), more than the \(mebibytes(limit)) the server keeps for all requests' "
                 + (stage == .body ? "bodies" : "results") + " within its memory limit"
                 + (stage == .body ? "; send a smaller body, or give the server more memory (its limit, or BGE_M3_REQUEST_MEMORY_SHARE)" : "")

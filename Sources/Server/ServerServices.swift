@@ -68,7 +68,7 @@ public struct ServerServices: Sendable {
         let tokens = inputs.sequences.map(\.count)
         let itemBytes = tokens.map { RequestFootprint.item(tokens: $0, outputs: outputs, dimension: model.dimension) }
         let reservedBytes = RequestFootprint.results(tokens: tokens, outputs: outputs, dimension: model.dimension)
-        try await reserve(reservedBytes, inputs: inputs, outputs: outputs, context: context)
+        try await reserve(reservedBytes, inputs: inputs, outputs: outputs, dimension: model.dimension, context: context)
         let result = try await backend.encode(inputs.sequences, outputs: outputs, deadline: context.deadline,
                                               isAbandoned: { [connection = context.connection] in connection.isGone })
         context.admission?.computed()
@@ -80,7 +80,7 @@ public struct ServerServices: Sendable {
 
     /// Waits for room for what the request will hold until it is answered; a request that could
     /// never fit gets 413 saying how many of its texts would.
-    private func reserve(_ bytes: Int, inputs: PreparedInputs, outputs: EmbeddingOutputs, context: ServerRequestContext) async throws {
+    private func reserve(_ bytes: Int, inputs: PreparedInputs, outputs: EmbeddingOutputs, dimension: Int, context: ServerRequestContext) async throws {
         guard let ticket = context.admission else { return }
         do {
             try await ticket.reserve(bytes: bytes, tokens: inputs.tokenCount, deadline: context.deadline)
@@ -90,7 +90,9 @@ public struct ServerServices: Sendable {
             var advice = fitting >= 1
                 ? "about \(fitting) of these \(inputs.sequences.count) texts would fit in one request: send fewer per request"
                 : "even one of these texts is too large: send shorter texts (max_length)"
-            if outputs.contains(.colbert) { advice += "; ColBERT vectors are the bulk (4 KiB per token): ask for them only where needed" }
+            if outputs.contains(.colbert) {
+                advice += "; ColBERT vectors are the bulk (\(4 * dimension) bytes per token): ask for them only where needed"
+            }
             throw APIError(SchedulingError.requestTooLarge(bytes: bytes, limitBytes: limit, stage: .results)).adding(advice)
         }
     }

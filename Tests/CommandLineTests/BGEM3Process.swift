@@ -35,7 +35,9 @@ struct BGEM3Process {
     /// Runs `bgem3 arguments…` with `input` on standard input.
     static let scratchProbeCache = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)")
 
-    static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:]) throws -> Output {
+    /// Runs the binary to its end; one still running after `timeout` seconds (a server that should
+    /// have refused to start) is stopped, and its output says so.
+    static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:], timeout: Double = 600) throws -> Output {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
@@ -49,11 +51,16 @@ struct BGEM3Process {
         process.standardError = stderr
         try process.run()
         // Feed and drain concurrently so large inputs or outputs cannot deadlock on full pipes.
+        // A binary that exits before reading all of its input (a refused option) closes the pipe:
+        // that is the test's to judge from the exit status, not a crash of the test process.
         let writer = Thread {
-            stdin.fileHandleForWriting.write(input)
+            try? stdin.fileHandleForWriting.write(contentsOf: input)
             try? stdin.fileHandleForWriting.close()
         }
         writer.start()
+        let watchdog = DispatchWorkItem { [process] in if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        defer { watchdog.cancel() }
         let errorData = LockedData()
         let errorReader = Thread { errorData.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
         errorReader.start()

@@ -14,8 +14,12 @@ struct ServeCommand: AsyncParsableCommand {
             Every option can also be set with its BGE_M3_* variable (the flag wins), e.g. BGE_M3_BIND, \
             BGE_M3_MODEL, BGE_M3_MAX_BATCH. The server listens at once and loads the model in the \
             background: /ready answers 503 until it is loaded, and requests that arrive meanwhile wait \
-            for it within their deadline. SIGTERM or SIGINT stops accepting connections, lets requests \
-            in flight finish, and exits 0. --model takes a directory or a hub id; a hub id missing from \
+            for it within their deadline. On SIGTERM /ready fails at once and requests are still \
+            served for --drain-secs (load balancers stop routing here meanwhile); then the server stops \
+            accepting, lets requests in flight finish, and exits 0 (SIGINT skips the drain). Every \
+            request is admitted within the memory budget before its body is read: what it holds \
+            (body, results, the response being written) is reserved first, and responses are \
+            streamed. --model takes a directory or a hub id; a hub id missing from \
             the Hugging Face cache is downloaded first (HF_ENDPOINT, HF_TOKEN; HF_HUB_OFFLINE=1 forbids it).
             """)
 
