@@ -11,6 +11,9 @@ public struct SchedulerSettings: Sendable {
     public var maxBatchTokens = 16_384
     /// Sequences per batch.
     public var maxBatchSequences = 256
+    /// How long a request may take (`BGE_M3_REQUEST_TIMEOUT_SECS`): a bulk request that could not
+    /// finish within twice this even on an idle engine is refused as too large.
+    public var requestTimeout: Duration = .seconds(60)
     /// Unload the weights after this long without work; nil keeps them.
     public var idleTimeout: Duration?
     /// How much lower the compute threads' priority is than the request threads' (a `nice`

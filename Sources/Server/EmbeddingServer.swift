@@ -60,7 +60,7 @@ public struct EmbeddingServer: Sendable {
         ScoringRoutes(services: services).register(on: work)
 
         let start = self
-        let loader = Thread { start.startEngine(state: state, admission: admission) }
+        let loader = Thread { start.startEngine(state: state, admission: admission, tokenizerThreads: services.tokenizing.threads) }
         loader.stackSize = 8 << 20
         loader.start()
 
@@ -118,7 +118,7 @@ public struct EmbeddingServer: Sendable {
 
     /// Start-up on a thread of its own: load → memory limit → probe or cache → warm-up → open.
     /// Requests queue meanwhile; nothing runs in the engine but this, so the probe measures alone.
-    private func startEngine(state: ModelState, admission: RequestAdmission) {
+    private func startEngine(state: ModelState, admission: RequestAdmission, tokenizerThreads: Int) {
         let started = Date()
         let model: BGEM3Model
         ProcessMemory.configureAllocator()
@@ -150,7 +150,8 @@ public struct EmbeddingServer: Sendable {
                                       maxSequenceLength: min(limits.maxSequenceLength, model.maximumSequenceLength),
                                       gauge: ProcessMemoryGauge(), logger: logger)
         ServerMetrics.memoryPlan(plan)
-        if let problem = Self.roomProblem(plan, limits: limits) {
+        let pools = Self.admissionPools(plan, limits: limits, tokenizerThreads: tokenizerThreads)
+        if let problem = Self.roomProblem(plan, pools: pools) {
             fail(state, problem, stage: "memory limit", admission: admission)
             return
         }
@@ -161,7 +162,6 @@ public struct EmbeddingServer: Sendable {
             return
         }
         scheduler.open(SchedulerBudget(cost: plan.cost, bytes: plan.budgetBytes))
-        let pools = Self.admissionPools(plan, limits: limits)
         admission.open(bodyBytes: pools.bodies, resultBytes: pools.results)
         logger.info("admission", metadata: ["request_mib": .stringConvertible(plan.requestBytes >> 20),
                                             "tokenizer_mib": .stringConvertible(pools.tokenizer >> 20), "bodies_mib": .stringConvertible(pools.bodies >> 20),
@@ -173,17 +173,16 @@ public struct EmbeddingServer: Sendable {
     /// What requests may hold, split: the tokenising threads' working memory first (one text each),
     /// then a third of the rest for bodies being read and decoded and two thirds for what requests
     /// hold once tokenised (results, responses being written): see AdmissionPolicy.
-    static func admissionPools(_ plan: MemoryPlan, limits: ServerLimits) -> (tokenizer: Int, bodies: Int, results: Int) {
-        let tokenizer = RequestFootprint.tokenizerScratch(threads: CPUQuota.available(), maxTextCharacters: limits.maxTextCharacters)
+    static func admissionPools(_ plan: MemoryPlan, limits: ServerLimits, tokenizerThreads: Int) -> (tokenizer: Int, bodies: Int, results: Int) {
+        let tokenizer = RequestFootprint.tokenizerScratch(threads: tokenizerThreads, maxTextCharacters: limits.maxTextCharacters)
         let rest = max(0, plan.requestBytes - tokenizer)
         return (tokenizer, rest / 3, rest - rest / 3)
     }
 
     /// Why the memory left after the model cannot serve even a short request, or nil. Without this
     /// check a limit below the model's size would load the model and then time every request out.
-    static func roomProblem(_ plan: MemoryPlan, limits: ServerLimits) -> String? {
+    static func roomProblem(_ plan: MemoryPlan, pools: (tokenizer: Int, bodies: Int, results: Int)) -> String? {
         let shortest = plan.cost.bytes(batch: 1, length: 16)
-        let pools = admissionPools(plan, limits: limits)
         let small = RequestFootprint.body(bytes: 4096, maxTokens: 4096)
         guard plan.budgetBytes < shortest || pools.bodies < small || pools.results < small else { return nil }
         return "the memory limit of \(plan.limit.bytes >> 20) MiB (\(plan.limit.source.rawValue)) leaves \(plan.budgetBytes >> 20) MiB of workspace "

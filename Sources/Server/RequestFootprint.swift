@@ -40,14 +40,15 @@ public enum RequestFootprint {
         4 * min(maxTokens, bytes)
     }
 
-    /// The results held until the request completes (only the outputs asked for: a batch shared
-    /// with other requests drops the rest as soon as it ends), and the response being written
-    /// (``JSONBodyStream`` holds about two pieces at a time). The token ids are the body's.
-    static func results(tokens: [Int], outputs: EmbeddingOutputs, dimension: Int) -> Int {
-        tokens.reduce(0) { $0 + perAllocation + item(tokens: $1, outputs: outputs, dimension: dimension) } + response
+    /// The results held until the request completes, given each input's (``item(tokens:outputs:dimension:)``),
+    /// and the response being written (``JSONBodyStream`` holds about two pieces at a time). The
+    /// token ids are counted with the body.
+    static func results(items: [Int]) -> Int {
+        items.reduce(0) { $0 + perAllocation + $1 } + response
     }
 
-    /// One input's results: freed once its part of the response is written.
+    /// One input's results (only the outputs asked for: a batch shared with other requests drops
+    /// the rest as soon as it ends), freed once its part of the response is written.
     public static func item(tokens: Int, outputs: EmbeddingOutputs, dimension: Int) -> Int {
         var bytes = 0
         if outputs.contains(.dense) { bytes += 4 * dimension + 2 * perAllocation }

@@ -65,9 +65,8 @@ public struct ServerServices: Sendable {
         let inputs = try await tokenizing.run {
             try PreparedInputs.prepare(input, tokenizer: tokenizer, limits: limits, maxLength: maxLength ?? limit, truncate: truncate)
         }
-        let tokens = inputs.sequences.map(\.count)
-        let itemBytes = tokens.map { RequestFootprint.item(tokens: $0, outputs: outputs, dimension: model.dimension) }
-        let reservedBytes = RequestFootprint.results(tokens: tokens, outputs: outputs, dimension: model.dimension)
+        let itemBytes = inputs.sequences.map { RequestFootprint.item(tokens: $0.count, outputs: outputs, dimension: model.dimension) }
+        let reservedBytes = RequestFootprint.results(items: itemBytes)
         try await reserve(reservedBytes, inputs: inputs, outputs: outputs, dimension: model.dimension, context: context)
         let result = try await backend.encode(inputs.sequences, outputs: outputs, deadline: context.deadline,
                                               isAbandoned: { [connection = context.connection] in connection.isGone })

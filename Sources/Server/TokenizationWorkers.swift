@@ -7,9 +7,12 @@ import NIOCore
 final class TokenizationWorkers: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue = CircularBuffer<() -> Void>()
+    /// How many texts can be tokenised at once (the working memory admission sets aside).
+    let threads: Int
 
     init(threads: Int) {
-        for number in 0..<max(1, threads) {
+        self.threads = max(1, threads)
+        for number in 0..<self.threads {
             let thread = Thread { [self] in work() }
             thread.name = "bgem3-tokenize-\(number)"
             thread.start()

@@ -21,8 +21,9 @@ import Testing
         }
     }
 
-    /// SIGKILL inside the probe and around its end: the server pauses 100 ms before each measured
-    /// shape (its test hook; the probe otherwise takes ~10 ms), so the kills after the first three
+    /// SIGKILL inside the probe and around its end: the server pauses 300 ms before each measured
+    /// shape (its test hook; the probe otherwise takes ~10 ms; 100 ms was too short for the kill to
+    /// land when the other suites' servers load the machine), so the kills after the first three
     /// shapes' log lines land inside it; the one after the last shape races the cache write, and
     /// two more come at fixed moments after start. Every file the cache holds afterwards is a
     /// whole record, and the next start either uses a whole record or probes again, then serves.
@@ -34,7 +35,7 @@ import Testing
                                                               ("probe (1, 1024)", 0), ("listening", 150), ("listening", 250)]
         for (marker, delay) in moments {
             let server = try ServerProcess(arguments: ["--probe", "force"],
-                                           environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_PROBE_PAUSE_MS": "100"])
+                                           environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_PROBE_PAUSE_MS": "300"])
             try await wait(for: marker, in: server)
             try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
             kill(server.process.processIdentifier, SIGKILL)

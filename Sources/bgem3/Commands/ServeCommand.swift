@@ -105,6 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
                                          costA: costA, costB: costB)
         let drain = try settings.double(drainSecs, "DRAIN_SECS", default: 5, range: 0...3600)
         var scheduling = SchedulerSettings()
+        scheduling.requestTimeout = .milliseconds(Int64(limits.requestTimeoutSeconds * 1000))
         let idle = try settings.double(idleTimeoutSecs, "IDLE_TIMEOUT_SECS", default: 0, range: 0...31_536_000)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
 
