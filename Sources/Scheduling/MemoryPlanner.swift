@@ -109,6 +109,9 @@ public enum MemoryPlanner {
         }
         let probe = MemoryProbe(conservative: conservative, budgetBytes: budget, limitBytes: limit.bytes, maxSequenceLength: maxSequenceLength)
         let started = ContinuousClock.now
+        // Said before it starts: on the full-size model the probe takes tens of seconds.
+        logger.info("probe starting: measuring the workspace of a few batch shapes", metadata: [
+            "budget_mib": .stringConvertible(budget >> 20), "max_seq": .stringConvertible(maxSequenceLength)])
         let outcome = probe.run(EngineProbeSubject(model: model), gauge: gauge) { logger.info("\($0)") }
         plan.cost = outcome.model
         plan.status = outcome.status

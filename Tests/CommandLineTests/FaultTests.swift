@@ -22,10 +22,10 @@ import Testing
     }
 
     /// SIGKILL inside the probe and around its end: the server pauses 300 ms before each measured
-    /// shape (its test hook; the probe otherwise takes ~10 ms; 100 ms was too short for the kill to
-    /// land when the other suites' servers load the machine), so the kills after the first three
+    /// shape (its test hook; the probe otherwise takes ~10 ms), so the kills after the first three
     /// shapes' log lines land inside it; the one after the last shape races the cache write, and
-    /// two more come at fixed moments after start. Every file the cache holds afterwards is a
+    /// two more come at fixed moments after start, inside the first pause. A kill counts as inside
+    /// when the log has the probe's start and not its end. Every file the cache holds afterwards is a
     /// whole record, and the next start either uses a whole record or probes again, then serves.
     @Test func aProcessKilledDuringTheProbeLeavesNoCacheTheNextStartTrusts() async throws {
         let cache = scratch("probe-cache")
@@ -41,7 +41,9 @@ import Testing
             kill(server.process.processIdentifier, SIGKILL)
             server.process.waitUntilExit()
             let log = server.output
-            if log.contains("probe (") && !log.contains("probe complete") { killedWhileProbing += 1 }
+            let inside = log.contains("probe starting") && !log.contains("probe complete")
+            if inside { killedWhileProbing += 1 }
+            print("probe kill after \(marker) +\(delay) ms: \(inside ? "inside" : "outside"); last line: \(log.split(separator: "\n").last ?? "")")
             for file in (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? [] where file.hasPrefix("probe-") && file.hasSuffix(".json") {
                 let record = try json(try Data(contentsOf: cache.appendingPathComponent(file)))
                 #expect(record["a"] is Double && record["b"] is Double && record["fingerprint"] is [String: Any], "a whole record: \(file)")
