@@ -18,50 +18,11 @@
 """
 import argparse
 import json
-import os
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import Server, log, sentence, status_field, token_text
-
-CGROUP_V1 = "/sys/fs/cgroup/memory"
-CGROUP_V2 = "/sys/fs/cgroup"
-
-
-def make_cgroup(limit):
-    """A fresh memory cgroup with this limit; returns (procs file, usage reader, kind) or None."""
-    name = f"bgem3-acceptance-{os.getpid()}"
-    try:
-        if os.path.exists(os.path.join(CGROUP_V1, "memory.limit_in_bytes")):
-            path = os.path.join(CGROUP_V1, name)
-            os.makedirs(path, exist_ok=True)
-            with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
-                f.write(str(limit))
-            try:  # no swap to hide in
-                with open(os.path.join(path, "memory.memsw.limit_in_bytes"), "w") as f:
-                    f.write(str(limit))
-            except OSError:
-                pass
-            return path, os.path.join(path, "cgroup.procs"), "cgroup v1"
-        if os.path.exists(os.path.join(CGROUP_V2, "cgroup.controllers")):
-            path = os.path.join(CGROUP_V2, name)
-            os.makedirs(path, exist_ok=True)
-            with open(os.path.join(path, "memory.max"), "w") as f:
-                f.write(str(limit))
-            return path, os.path.join(path, "cgroup.procs"), "cgroup v2"
-    except OSError as error:
-        log(f"no writable memory cgroup ({error}); falling back to BGE_M3_MEMORY_LIMIT and watching RSS")
-    return None
-
-
-def read_int(path):
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
+from common import log, sentence, token_text
+from limited import LimitedServer
 
 def burst(server, long_texts, short_texts):
     """Sends every request at once; returns (statuses, seconds)."""
@@ -93,36 +54,10 @@ def main():
     arguments = parser.parse_args()
     env = {"BGE_M3_REQUEST_TIMEOUT_SECS": "14400", "BGE_M3_QUEUE_CAPACITY": "1000", "BGE_M3_PROBE_CACHE_DIR": "/tmp/bgem3-acceptance-cache"}
 
-    unlimited = Server(arguments.model, env=env)
-    try:
-        unlimited.wait_ready()
-        resident = unlimited.health()["memory"]["resident_at_start_bytes"]
-    finally:
-        unlimited.stop()
-    limit = int(resident + arguments.headroom)
-    log(f"resident after start-up: {resident / 2**20:.0f} MiB; limit: {limit / 2**20:.0f} MiB")
-
-    cgroup = make_cgroup(limit)
-    server_env = dict(env)
-    if cgroup is None:
-        server_env["BGE_M3_MEMORY_LIMIT"] = str(limit)
-    server = Server(arguments.model, env=server_env, cgroup_procs=cgroup[1] if cgroup else None)
-    peak = {"rss": 0}
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            rss = status_field(server.process.pid, "VmRSS")
-            if rss:
-                peak["rss"] = max(peak["rss"], rss)
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        server.wait_ready()
+    with LimitedServer(arguments.model, arguments.headroom, env) as limited:
+        server = limited.server
         health = server.health()
-        log(f"server ready: limit {health['memory']['limit_bytes'] / 2**20:.0f} MiB ({health['memory']['limit_source']}), "
+        log(f"resident after start-up: {limited.resident / 2**20:.0f} MiB; limit: {limited.limit / 2**20:.0f} MiB ({health['memory']['limit_source']}), "
             f"budget {health['memory']['budget_bytes'] / 2**20:.0f} MiB, probe {health['probe']}")
         long_texts = [token_text(8192, seed) for seed in range(arguments.long)]
         short_texts = [sentence(seed) for seed in range(arguments.short)]
@@ -131,19 +66,11 @@ def main():
         failures = sum(1 for status in statuses if status != 200)
         log(f"burst: {len(statuses)} requests, {failures} failed, {seconds:.1f} s, server alive: {alive}")
         result = {
-            "cpu_model_limit_source": health["memory"]["limit_source"],
-            "limit_bytes": limit,
-            "resident_at_start_bytes": resident,
             "budget_bytes": health["memory"]["budget_bytes"],
             "probe": health["probe"],
             "requests": len(statuses),
             "failed": failures,
             "server_alive": alive,
-            "peak_rss_bytes_sampled": peak["rss"],
-            "peak_rss_bytes_vmhwm": server.peak_rss(),
-            "cgroup": cgroup[2] if cgroup else None,
-            "cgroup_max_usage_bytes": read_int(os.path.join(cgroup[0], "memory.max_usage_in_bytes")) if cgroup else None,
-            "cgroup_failcnt": read_int(os.path.join(cgroup[0], "memory.failcnt")) if cgroup else None,
             "oom_splits": server.metric("bgem3_oom_splits_total") or 0,
             "workspace_predicted_bytes_last": server.metric("bgem3_workspace_predicted_bytes"),
             "workspace_measured_bytes_last": server.metric("bgem3_workspace_measured_bytes"),
@@ -163,18 +90,8 @@ def main():
             result["sequential_seconds"] = round(sequential_seconds, 1)
             result["sequential_failed"] = sum(1 for status in sequential_statuses if status != 200)
             result["speedup"] = round(sequential_seconds / seconds, 2)
-        result["peak_rss_bytes_sampled"] = peak["rss"]
-        result["peak_rss_under_limit"] = peak["rss"] < limit and (server.peak_rss() or 0) < limit
+        result.update(limited.report())
         print(json.dumps(result, indent=1))
-    finally:
-        stop.set()
-        server.stop()
-        if cgroup:
-            try:
-                os.rmdir(cgroup[0])
-            except OSError:
-                pass
-
 
 if __name__ == "__main__":
     main()

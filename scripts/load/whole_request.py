@@ -22,13 +22,12 @@
 import argparse
 import http.client
 import json
-import os
 import sys
 import threading
 import time
 
-from acceptance import make_cgroup, read_int
-from common import Server, log, status_field, token_text
+from common import log, token_text
+from limited import LimitedServer
 
 
 def stream_post(port, path, body, timeout=3600):
@@ -74,34 +73,11 @@ def main():
         env["BGE_M3_REQUEST_TIMEOUT_SECS"] = arguments.timeout
     args = ["--precision", arguments.precision] if arguments.precision else []
 
-    unlimited = Server(arguments.model, env=env, args=args)
-    try:
-        unlimited.wait_ready()
-        resident = unlimited.health()["memory"]["resident_at_start_bytes"]
-    finally:
-        unlimited.stop()
-    limit = int(resident + arguments.headroom)
-    cgroup = make_cgroup(limit)
-    server_env = dict(env)
-    if cgroup is None:
-        server_env["BGE_M3_MEMORY_LIMIT"] = str(limit)
-    server = Server(arguments.model, env=server_env, cgroup_procs=cgroup[1] if cgroup else None, args=args)
-    peak = {"rss": 0}
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            rss = status_field(server.process.pid, "VmRSS")
-            if rss:
-                peak["rss"] = max(peak["rss"], rss)
-            time.sleep(0.02)
-
-    threading.Thread(target=sample, daemon=True).start()
     failed = False
-    try:
-        server.wait_ready()
+    with LimitedServer(arguments.model, arguments.headroom, env, args) as limited:
+        server = limited.server
         health = server.health()
-        log(f"resident {resident / 2**20:.0f} MiB, limit {limit / 2**20:.0f} MiB ({health['memory']['limit_source']}), "
+        log(f"resident {limited.resident / 2**20:.0f} MiB, limit {limited.limit / 2**20:.0f} MiB ({health['memory']['limit_source']}), "
             f"workspace budget {health['memory']['budget_bytes'] / 2**20:.0f} MiB, requests {health['memory']['request_bytes'] / 2**20:.0f} MiB "
             f"(bodies {health['admission']['body_capacity_bytes'] / 2**20:.0f}, results {health['admission']['result_capacity_bytes'] / 2**20:.0f})")
 
@@ -148,9 +124,6 @@ def main():
         shape_ok = alive and m3_shape_ok(server.port, arguments.tokens)
         # /tokenize: 83 lists of 100,002 tokens; count them in the streamed body's size instead of parsing 0.5 GB.
         result = {
-            "limit_bytes": limit,
-            "resident_at_start_bytes": resident,
-            "cgroup": cgroup[2] if cgroup else None,
             "statuses": {name: outcome["status"] for name, outcome in sorted(outcomes.items())},
             "errors": {name: outcome["error"] for name, outcome in sorted(outcomes.items()) if "error" in outcome},
             "response_bytes": {name: outcome.get("bytes") for name, outcome in sorted(outcomes.items())},
@@ -158,24 +131,12 @@ def main():
             "burst_seconds": round(seconds, 1),
             "server_alive": alive,
             "m3_shape_ok": shape_ok,
-            "peak_rss_bytes_sampled": peak["rss"],
-            "peak_rss_bytes_vmhwm": server.peak_rss(),
-            "cgroup_max_usage_bytes": read_int(os.path.join(cgroup[0], "memory.max_usage_in_bytes")) if cgroup else None,
-            "cgroup_failcnt": read_int(os.path.join(cgroup[0], "memory.failcnt")) if cgroup else None,
             "admission_waits": server.metric("bgem3_admission_waits_total") or 0,
             "oom_splits": server.metric("bgem3_oom_splits_total") or 0,
         }
-        result["peak_rss_under_limit"] = max(peak["rss"], server.peak_rss() or 0) < limit
+        result.update(limited.report())
         failed = failed or not alive or not shape_ok or not result["peak_rss_under_limit"]
         print(json.dumps(result, indent=1))
-    finally:
-        stop.set()
-        server.stop()
-        if cgroup:
-            try:
-                os.rmdir(cgroup[0])
-            except OSError:
-                pass
     sys.exit(1 if failed else 0)
 
 
