@@ -21,9 +21,10 @@ import Testing
         }
     }
 
-    /// SIGKILL inside the probe and around its end: the server pauses 300 ms before each measured
+    /// SIGKILL inside the probe and around its end: the server pauses 1 s before each measured
     /// shape (its test hook; the probe otherwise takes ~10 ms), so the kills after the first three
-    /// shapes' log lines land inside it; the one after the last shape races the cache write, and
+    /// shapes' log lines land inside it (with 300 ms, a CI run under load saw the log lines up to a
+    /// second late and killed after the probe); the one after the last shape races the cache write, and
     /// two more come at fixed moments after start, inside the first pause. A kill counts as inside
     /// when the log has the probe's start and not its end. Every file the cache holds afterwards is a
     /// whole record, and the next start either uses a whole record or probes again, then serves.
@@ -35,7 +36,7 @@ import Testing
                                                               ("probe (1, 1024)", 0), ("listening", 150), ("listening", 250)]
         for (marker, delay) in moments {
             let server = try ServerProcess(arguments: ["--probe", "force"],
-                                           environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_PROBE_PAUSE_MS": "300"])
+                                           environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_PROBE_PAUSE_MS": "1000"])
             try await wait(for: marker, in: server)
             try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
             kill(server.process.processIdentifier, SIGKILL)
