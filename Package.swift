@@ -39,6 +39,7 @@ let package = Package(
         .target(
             name: "Engine",
             dependencies: ["Tokenizer", "COneDNN"],
+            resources: [.embedInCode("Resources/eval-texts.json")],
             swiftSettings: nativeCode),
         .target(
             name: "Scheduling",
@@ -87,7 +88,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.embedInCode("Resources/multilingual-lines.txt"), .embedInCode("Resources/eval-texts.json")],
+            resources: [.embedInCode("Resources/multilingual-lines.txt")],
             swiftSettings: nativeCode),
         .testTarget(
             name: "TokenizerTests",

@@ -34,7 +34,7 @@ export BGEM3_BINARY="$PWD/.build/release/bgem3"
 # The MiniLM encoder with random BGE-M3 heads, and the eval texts' ids from its own WordPiece tokenizer.
 export BGE_M3_MINILM_DIR="$PWD/.build/minilm-m3"
 "$BGEM3_BINARY" synth --heads-for "$MINILM_SOURCE" --out "$BGE_M3_MINILM_DIR"
-"$VENV/bin/python" scripts/eval/wordpiece_ids.py "$MINILM_SOURCE/tokenizer.json" Sources/bgem3/Resources/eval-texts.json "$BGE_M3_MINILM_DIR/eval-ids.json"
+"$VENV/bin/python" scripts/eval/wordpiece_ids.py "$MINILM_SOURCE/tokenizer.json" Sources/Engine/Resources/eval-texts.json "$BGE_M3_MINILM_DIR/eval-ids.json"
 swift test -c release --skip-build
 "$VENV/bin/python" scripts/tokenizer_differential.py "$BGEM3_BINARY" \
   "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" Tests/Fixtures/tiny-bge-m3/tokenizer.json --nfkc-variant --cases 3000

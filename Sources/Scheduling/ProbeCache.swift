@@ -178,12 +178,18 @@ public struct ProbeCache: Sendable {
         }
         data.append(UInt8(ascii: "\n"))
 
+        try write(data, named: fileURL(for: record.fingerprint).lastPathComponent)
+    }
+
+    /// Writes `data` as `name` in the directory, whole or not at all (see ``store(_:)``).
+    func write(_ data: Data, named name: String) throws(ProbeCacheError) {
+        let directoryPath = directory.path
         if let code = Self.makeDirectory(directoryPath) {
             throw .unwritable(path: directoryPath, reason: "cannot create the directory: \(Self.text(code))")
         }
-        let digest16 = record.fingerprint.digest.prefix(16)
-        let temporary = directory.appendingPathComponent(".probe-\(digest16).\(getpid()).\(UUID().uuidString).tmp").path
-        let final = fileURL(for: record.fingerprint).path
+        let stem = name.hasSuffix(".json") ? String(name.dropLast(5)) : name
+        let temporary = directory.appendingPathComponent(".\(stem.hasPrefix("probe-") ? stem : "probe-" + stem).\(getpid()).\(UUID().uuidString).tmp").path
+        let final = directory.appendingPathComponent(name).path
 
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(0o666))
         guard descriptor >= 0 else {
@@ -236,14 +242,14 @@ public struct ProbeCache: Sendable {
 
     // MARK: - Reading
 
-    private enum FileRead {
+    enum FileRead {
         case missing
         case failed(String)
         case read(Data)
     }
 
     /// The whole file, if it is a regular file of at most `maximumRecordBytes`.
-    private static func readSmallFile(_ path: String) -> FileRead {
+    static func readSmallFile(_ path: String) -> FileRead {
         // Non-blocking, so that a FIFO someone left at the path cannot hang start-up.
         let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
@@ -279,7 +285,7 @@ public struct ProbeCache: Sendable {
     }
 
     /// Why `JSONDecoder` rejected a file, in words for a log line (completing "<path> is …").
-    private static func explain(_ error: any Error) -> String {
+    static func explain(_ error: any Error) -> String {
         func field(_ path: [any CodingKey]) -> String {
             path.isEmpty ? "the top level" : path.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
         }
@@ -363,7 +369,7 @@ public struct ProbeCache: Sendable {
         while offset < data.count {
             let n = data.withUnsafeBytes { buffer -> Int in
                 guard let base = buffer.baseAddress else { return 0 }
-                return write(descriptor, base + offset, buffer.count - offset)
+                return Glibc.write(descriptor, base + offset, buffer.count - offset)
             }
             if n < 0 {
                 if errno == EINTR { continue }

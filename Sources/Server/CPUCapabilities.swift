@@ -6,6 +6,6 @@ enum CPUCapabilities {
         let precisions = Precision.allCases.filter { $0.unsupportedReason == nil }.map { "\"\($0.rawValue)\"" }
         return "{\"isa\":\(JSONOutput.string(OneDNNRuntime.effectiveISA)),\"avx512_bf16\":\(Precision.bf16.unsupportedReason == nil),"
             + "\"vnni\":\(OneDNNRuntime.hasVNNI),\"precisions\":[\(precisions.joined(separator: ","))],"
-            + "\"auto\":\"\(Precision.automatic.rawValue)\",\"int8_levels\":\(JSONOutput.string(Int8Levels.forThisCPU.description))}"
+            + "\"int8_levels\":\(JSONOutput.string(Int8Levels.forThisCPU.description))}"
     }
 }

@@ -19,7 +19,7 @@ public struct EmbeddingServer: Sendable {
     public let port: Int
     public let modelDirectory: URL
     public let threads: Int?
-    public let precision: Precision
+    public let precision: PrecisionRequest
     public let limits: ServerLimits
     public let memory: MemorySettings
     public let scheduling: SchedulerSettings
@@ -28,7 +28,7 @@ public struct EmbeddingServer: Sendable {
     /// How long `/ready` fails before the server stops accepting (`BGE_M3_DRAIN_SECS`).
     public let drainDelay: Duration
 
-    public init(host: String, port: Int, modelDirectory: URL, threads: Int?, precision: Precision = .fp32, limits: ServerLimits,
+    public init(host: String, port: Int, modelDirectory: URL, threads: Int?, precision: PrecisionRequest = .fixed(.fp32), limits: ServerLimits,
                 memory: MemorySettings, scheduling: SchedulerSettings, drainDelay: Duration = .seconds(5), version: String, logger: Logger) {
         self.drainDelay = drainDelay
         self.precision = precision
@@ -116,29 +116,12 @@ public struct EmbeddingServer: Sendable {
         while await iterator.next() != nil {}
     }
 
-    /// Start-up on a thread of its own: load → memory limit → probe or cache → warm-up → open.
-    /// Requests queue meanwhile; nothing runs in the engine but this, so the probe measures alone.
+    /// Start-up on a thread of its own: memory limit → precision (checked on the weights, or
+    /// cached) and load → probe or cache → warm-up → open. Requests queue meanwhile; nothing runs
+    /// in the engine but this, so the check and the probe measure alone.
     private func startEngine(state: ModelState, admission: RequestAdmission, tokenizerThreads: Int) {
         let started = Date()
-        let model: BGEM3Model
         ProcessMemory.configureAllocator()
-        do {
-            model = try BGEM3Model(directory: modelDirectory, threads: threads, precision: precision)
-            _ = try model.requireTokenizer()
-        } catch {
-            fail(state, "\(error)", stage: "model failed to load", admission: admission)
-            return
-        }
-        logger.info("model loaded", metadata: ["path": .string(modelDirectory.path), "seconds": .string(String(format: "%.2f", Date().timeIntervalSince(started))),
-                                               "threads": .stringConvertible(model.threads), "matmul": .string(model.matmulImplementation),
-                                               "precision": .string(model.precision.rawValue), "attention": .string(model.attentionKernel)])
-        let scheduler = BatchScheduler(encoder: model, settings: scheduling, gauge: ProcessMemoryGauge(), logger: logger)
-        let ready = DispatchSemaphore(value: 0)
-        Task {
-            await state.finishLoading(model, scheduler: scheduler)
-            ready.signal()
-        }
-        ready.wait()
         let limit: MemoryLimit
         do {
             limit = try MemoryLimit.detect()
@@ -146,6 +129,37 @@ public struct EmbeddingServer: Sendable {
             fail(state, error.description, stage: "memory limit", admission: admission)
             return
         }
+        let model: BGEM3Model
+        let decision: PrecisionDecision
+        do {
+            let planner = PrecisionPlanner(directory: modelDirectory, threads: threads, limit: limit, settings: memory, engineVersion: version,
+                                           logger: logger)
+            (decision, model) = try planner.decide(precision) {
+                let marked = DispatchSemaphore(value: 0)
+                Task {
+                    await state.startCheckingPrecision()
+                    marked.signal()
+                }
+                marked.wait()
+            }
+            _ = try model.requireTokenizer()
+        } catch {
+            fail(state, "\(error)", stage: "model failed to load", admission: admission)
+            return
+        }
+        logger.info("model loaded", metadata: ["path": .string(modelDirectory.path), "seconds": .string(String(format: "%.2f", Date().timeIntervalSince(started))),
+                                               "threads": .stringConvertible(model.threads), "matmul": .string(model.matmulImplementation),
+                                               "precision": .string(model.precision.rawValue), "requested": .string(decision.requested.description),
+                                               "decided": .string(decision.source.rawValue),
+                                               "measured": .string(decision.measurements.map(\.summary).joined(separator: "; ")),
+                                               "attention": .string(model.attentionKernel)])
+        let scheduler = BatchScheduler(encoder: model, settings: scheduling, gauge: ProcessMemoryGauge(), logger: logger)
+        let ready = DispatchSemaphore(value: 0)
+        Task {
+            await state.finishLoading(model, scheduler: scheduler, precision: decision)
+            ready.signal()
+        }
+        ready.wait()
         let plan = MemoryPlanner.plan(model: model, limit: limit, settings: memory, engineVersion: version, precision: model.precision.rawValue,
                                       maxSequenceLength: min(limits.maxSequenceLength, model.maximumSequenceLength),
                                       gauge: ProcessMemoryGauge(), logger: logger)

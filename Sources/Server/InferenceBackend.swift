@@ -57,6 +57,8 @@ public actor ModelState {
     public enum Phase: Sendable, Equatable {
         /// Loading the weights.
         case loading
+        /// Measuring faster precisions against fp32 on the loaded weights (`--precision auto`).
+        case checkingPrecision
         /// Loaded; measuring memory (probe) and warming up. Requests queue.
         case probing
         case ready
@@ -68,14 +70,21 @@ public actor ModelState {
 
     public private(set) var phase: Phase = .loading
     public private(set) var memoryPlan: MemoryPlan?
+    public private(set) var precisionDecision: PrecisionDecision?
     private var loaded: (model: BGEM3Model, scheduler: BatchScheduler)?
     private var waiters: [UUID: CheckedContinuation<(model: BGEM3Model, scheduler: BatchScheduler), any Error>] = [:]
 
     public init() {}
 
+    /// The precision check is running (`/health` says so).
+    public func startCheckingPrecision() {
+        if phase == .loading { phase = .checkingPrecision }
+    }
+
     /// The model is loaded: requests may tokenise and queue; the scheduler is still closed.
-    public func finishLoading(_ model: BGEM3Model, scheduler: BatchScheduler) {
+    public func finishLoading(_ model: BGEM3Model, scheduler: BatchScheduler, precision: PrecisionDecision) {
         loaded = (model, scheduler)
+        precisionDecision = precision
         phase = .probing
         for waiter in waiters.values { waiter.resume(returning: (model, scheduler)) }
         waiters.removeAll()

@@ -68,7 +68,8 @@ struct OperationRoutes: Sendable {
                 return services.json("{\"status\":\"loading\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"version\":\(JSONOutput.string(version))}",
                                      status: .serviceUnavailable)
             }
-            let fields = [
+            let decision = await services.state.precisionDecision
+            var fields = [
                 "\"model\":\(JSONOutput.string(services.limits.modelName))",
                 "\"model_path\":\(JSONOutput.string(model.directory.path))",
                 "\"dimensions\":\(model.dimension)",
@@ -80,15 +81,32 @@ struct OperationRoutes: Sendable {
                 "\"version\":\(JSONOutput.string(version))",
                 "\"max_batch\":\(services.limits.maxBatch)",
             ]
+            if let decision { fields.append("\"precision_check\":\(Self.json(decision))") }
             return services.json("{" + fields.joined(separator: ",") + "}")
         }
+    }
+
+    /// How the precision was chosen: what was asked, what runs, whether it was measured now, read
+    /// from the cache, not needed (fp32) or skipped, and the figures against fp32.
+    static func json(_ decision: PrecisionDecision) -> String {
+        func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
+        let measurements = decision.measurements.map { figures in
+            "{\"precision\":\(JSONOutput.string(figures.precision)),\"passes_gates\":\(figures.passes),"
+                + "\"dense_cosine_min\":\(number(figures.denseCosineMin)),\"dense_cosine_mean\":\(number(figures.denseCosineMean)),"
+                + "\"top10_overlap\":\(number(figures.top10OverlapDense)),\"top10_overlap_lexical\":\(number(figures.top10OverlapLexical)),"
+                + "\"top10_overlap_colbert\":\(number(figures.top10OverlapColbert)),\"top10_overlap_hybrid\":\(number(figures.top10OverlapHybrid)),"
+                + "\"gate_failures\":\(figures.failure.map(JSONOutput.string) ?? "null"),\"seconds\":\(figures.seconds)}"
+        }
+        return "{\"requested\":\(JSONOutput.string(decision.requested.description)),\"running\":\(JSONOutput.string(decision.running.rawValue)),"
+            + "\"decided\":\(JSONOutput.string(decision.source.rawValue)),\"measurements\":[\(measurements.joined(separator: ","))],"
+            + "\"note\":\(decision.note.map(JSONOutput.string) ?? "null")}"
     }
 
     /// `/ready`'s and `/health`'s status: loading until the model, the memory model and the
     /// warm-up are done.
     private static func name(_ phase: ModelState.Phase) -> String {
         switch phase {
-        case .loading, .probing: return "loading"
+        case .loading, .checkingPrecision, .probing: return "loading"
         case .ready: return "ok"
         case .draining: return "draining"
         case .failed: return "fail"
@@ -98,6 +116,7 @@ struct OperationRoutes: Sendable {
     private static func stage(_ phase: ModelState.Phase) -> String {
         switch phase {
         case .loading: return "loading model"
+        case .checkingPrecision: return "checking precision: measuring faster precisions against fp32 on this model's weights"
         case .probing: return "measuring memory and warming up"
         case .ready: return "serving"
         case .draining: return "shutting down: finishing requests while load balancers stop sending more"

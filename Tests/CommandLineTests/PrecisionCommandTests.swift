@@ -85,7 +85,7 @@ import Testing
         #expect(eval.status != 0 && eval.standardError.contains("int8"), "\(eval.standardError)")
     }
 
-    @Test func autoRunsInt8AndInfoShowsTheCPU() async throws {
+    @Test func autoMeasuresInt8OnTheLoadedWeightsRunsItAndInfoShowsTheCPU() async throws {
         let server = try ServerProcess(arguments: ["--precision", "auto"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
@@ -93,8 +93,10 @@ import Testing
         #expect(response.status == 200)
         let info = try #require(try JSONSerialization.jsonObject(with: response.body) as? [String: Any])
         #expect(info["precision"] as? String == "int8")
+        let check = try #require(info["precision_check"] as? [String: Any], "\(info)")
+        #expect(check["requested"] as? String == "auto" && check["running"] as? String == "int8" && check["decided"] as? String == "measured")
+        #expect(server.output.contains("precision check: int8 passes"), "\(server.output.suffix(1200))")
         let cpu = try #require(info["cpu"] as? [String: Any])
-        #expect(cpu["auto"] as? String == "int8")
         #expect((cpu["precisions"] as? [String])?.contains("int8") == true)
         #expect(cpu["isa"] as? String != nil && cpu["int8_levels"] as? String != nil)
         // int8 embeddings stay within the gate of fp32's (the golden vectors are fp32 FlagEmbedding's).

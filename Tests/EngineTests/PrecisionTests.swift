@@ -60,12 +60,24 @@ import Testing
         #expect(try reduced.encode(texts, outputs: .all) == got)
     }
 
-    @Test func autoNamesTheFastestPrecisionAndUnknownNamesAreRejected() {
-        #expect(Precision(choice: "auto") == Precision.automatic)
-        #expect(Precision.automatic.unsupportedReason == nil)
-        #expect(Precision(choice: "int8") == .int8)
-        #expect(Precision(choice: "fp16") == nil)
-        #expect(Precision.choices == ["auto", "fp32", "bf16", "int8"])
+    @Test func autoMeasuresTheFasterPrecisionsThisCPURunsAndUnknownNamesAreRejected() {
+        #expect(PrecisionRequest("auto") == .automatic)
+        #expect(PrecisionRequest.automatic.candidates == (Precision.bf16.unsupportedReason == nil ? [.int8, .bf16] : [.int8]))
+        #expect(PrecisionRequest("int8") == .fixed(.int8) && PrecisionRequest.fixed(.int8).candidates == [.int8])
+        #expect(PrecisionRequest.fixed(.fp32).candidates.isEmpty)
+        #expect(PrecisionRequest("fp16") == nil)
+        #expect(PrecisionRequest.choices == ["auto", "fp32", "bf16", "int8"])
+    }
+
+    @Test func theCheckTextsKeepEveryTopicAndCutPassagesKeepingTheEndToken() throws {
+        let model = try EngineFixtures.model.get()
+        let full = EvalTexts.builtIn.tokenized(by: try model.requireTokenizer())
+        #expect(full.queries.count == 20 && full.passages.count == 100 && full.relevant.count == 20)
+        let cut = full.truncatingPassages(to: 64)
+        #expect(cut.queries == full.queries && cut.passages.count == 100)
+        for (short, long) in zip(cut.passages, full.passages) {
+            #expect(short.count == min(64, long.count) && short.first == long.first && short.last == long.last)
+        }
     }
 
     @Test func int8LevelsFollowTheCPU() {
@@ -83,7 +95,7 @@ import Testing
         let outputs = try model.encode(Array(texts.prefix(2)) + texts, outputs: .all)
         let comparison = PrecisionComparison(reference: outputs, candidate: outputs, queries: 2, relevant: [[0, 2], [1, 3]])
         #expect(comparison.denseCosineMin >= 0.99999 && comparison.lexicalRelativeErrorMax == 0 && comparison.colbertRelativeErrorMax == 0)
-        #expect(comparison.top10Overlap == 1 && comparison.pairs == 4 && comparison.texts == texts.count + 2)
+        #expect(comparison.top10Overlap.worst == 1 && comparison.pairs == 4 && comparison.texts == texts.count + 2)
         for precision in Precision.allCases { #expect(comparison.passesGates(for: precision)) }
         // A candidate with one dense vector turned around fails the int8 gate.
         var flipped = outputs

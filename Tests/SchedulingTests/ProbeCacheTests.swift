@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Scheduling
 import Synchronization
@@ -400,4 +401,40 @@ private final class SharedState: Sendable {
     func written(_ record: ProbeRecord) { outcome.withLock { $0.written.append(record) } }
     func failed(_ error: String) { outcome.withLock { $0.failures.append(error) } }
     func snapshot() -> Outcome { outcome.withLock { $0 } }
+
+}
+
+extension ProbeCacheTests {
+    // MARK: - Precision check records
+
+    func testPrecisionRecordsAreKeptPerCPUArithmeticAndAFigureWithNothingToMeasureSurvives() throws {
+        let cache = ProbeCache(directory: scratch)
+        let fingerprint = sampleFingerprint()
+        let figures = PrecisionFigures(precision: "int8", passes: false, denseCosineMin: 0.98, denseCosineMean: 0.99, top10OverlapDense: 0.8,
+                                       top10OverlapLexical: .nan, top10OverlapColbert: 0.9, top10OverlapHybrid: 0.85,
+                                       failure: "top-10 overlap by dense 0.8 < 0.85", seconds: 1.5)
+        try cache.storePrecisionRecord(PrecisionRecord(fingerprint: fingerprint, arithmetic: "avx2; int8 u8 0...255 × s8 ±63", measurements: [figures]))
+
+        let (record, reason) = cache.loadPrecisionRecord(fingerprint: fingerprint, arithmetic: "avx2; int8 u8 0...255 × s8 ±63")
+        XCTAssertNil(reason)
+        let loaded = try XCTUnwrap(record?.figures(for: .int8))
+        XCTAssertEqual(loaded.denseCosineMin, 0.98)
+        XCTAssertEqual(loaded.failure, figures.failure)
+        XCTAssertFalse(loaded.passes)
+        XCTAssertTrue(loaded.top10OverlapLexical.isNaN, "a model without lexical pairs has no lexical overlap: kept as such")
+        XCTAssertNil(record?.figures(for: .bf16))
+
+        // Another CPU's arithmetic (VNNI rounds differently) or another model: nothing cached.
+        let other = cache.loadPrecisionRecord(fingerprint: fingerprint, arithmetic: "avx512_core_vnni; int8 u8 0...255 × s8 ±127")
+        XCTAssertNil(other.record)
+        XCTAssertNil(other.reason)
+        XCTAssertNil(cache.loadPrecisionRecord(fingerprint: sampleFingerprint(threads: 8), arithmetic: "avx2; int8 u8 0...255 × s8 ±63").record)
+
+        // A damaged file is ignored with a reason, never trusted.
+        let file = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: scratch.path).first { $0.hasPrefix("precision-") })
+        try Data("{\"format\": 1, \"measurements\": [".utf8).write(to: scratch.appendingPathComponent(file))
+        let damaged = cache.loadPrecisionRecord(fingerprint: fingerprint, arithmetic: "avx2; int8 u8 0...255 × s8 ±63")
+        XCTAssertNil(damaged.record)
+        XCTAssertTrue(damaged.reason?.contains("not valid JSON") == true, damaged.reason ?? "")
+    }
 }

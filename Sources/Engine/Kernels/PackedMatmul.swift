@@ -2,7 +2,8 @@ import COneDNN
 import Foundation
 
 /// `y = x · Wᵀ + b` (optionally followed by GELU) for one weight matrix, through oneDNN's matmul
-/// primitive with the weights laid out once, at load.
+/// primitive with the weights laid out once, at load. What differs by precision (the operands'
+/// types, converting or quantising inputs, int8's epilogue) is in ``ProductOperands``.
 ///
 /// The layout is the primitive's own choice (`format_tag_any`) where that gives a packed
 /// (blocked) format, as on AVX-512 CPUs; where oneDNN has no packed format (AVX2 here), the
@@ -12,8 +13,9 @@ final class PackedMatmul: @unchecked Sendable {
     let inputSize: Int
     let outputSize: Int
     let gelu: Bool
-    /// The operands' format; outputs are fp32 either way.
-    let precision: Precision
+    /// The operands and their precision's state; outputs are fp32 either way.
+    let operands: ProductOperands
+    var precision: Precision { operands.precision }
     private let runtime: OneDNNRuntime
     private let weightsDescriptor: dnnl_memory_desc_t
     private let weights: dnnl_memory_t
@@ -23,35 +25,33 @@ final class PackedMatmul: @unchecked Sendable {
     private let attributes: dnnl_primitive_attr_t
     /// The implementation oneDNN picked (for logs and `bench`).
     let implementation: String
-    /// What the int8 epilogue needs; nil for other precisions.
-    private let int8: Int8Parameters?
-
-    private struct Int8Parameters {
-        let levels: Int8Levels
-        let scaledRowSums: [Float]
-    }
 
     /// - Parameters:
     ///   - weight: `outputSize × inputSize` row-major (PyTorch `Linear.weight`).
     ///   - bias: `outputSize` values.
+    ///   - outlierColumns: int8 only: input columns computed apart in fp32 (see ``OutlierColumns``).
     init(weight: UnsafePointer<Float>, bias biasValues: UnsafePointer<Float>, outputSize: Int, inputSize: Int,
-         gelu: Bool, precision: Precision = .fp32, runtime: OneDNNRuntime) throws(OneDNNError) {
+         gelu: Bool, precision: Precision = .fp32, outlierColumns: [Int] = [], runtime: OneDNNRuntime) throws(OneDNNError) {
         self.inputSize = inputSize
         self.outputSize = outputSize
         self.gelu = gelu
-        self.precision = precision
         self.runtime = runtime
         // int8: quantise per output channel; the primitive applies those scales (fixed now, as its
         // fast kernel requires), the per-row activation scales, bias and GELU follow it.
-        let levels = Int8Levels.forThisCPU
-        let quantized = precision == .int8
-            ? QuantizedWeights(weight, outputs: outputSize, inputs: inputSize, maximum: levels.weightMaximum) : nil
-        self.int8 = quantized.map { Int8Parameters(levels: levels, scaledRowSums: $0.scaledRowSums) }
+        let quantized: QuantizedWeights?
+        switch precision {
+        case .fp32: operands = .fp32; quantized = nil
+        case .bf16: operands = .bf16; quantized = nil
+        case .int8:
+            let made = Int8Operands.make(weight, outputs: outputSize, inputs: inputSize, outlierColumns: outlierColumns)
+            operands = .int8(made.operands)
+            quantized = made.weights
+        }
 
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "dnnl_primitive_attr_create")
         try Scratchpad.request(on: attributes!)
-        if gelu && precision != .int8 {
+        if gelu && operands.primitiveFinishes {
             var postOps: dnnl_post_ops_t?
             try check(dnnl_post_ops_create(&postOps), "dnnl_post_ops_create")
             try check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_erf, 0, 0), "dnnl_post_ops_append_eltwise")
@@ -147,7 +147,7 @@ final class PackedMatmul: @unchecked Sendable {
     /// Bytes of weights this layer keeps resident.
     var residentBytes: Int {
         var descriptor = weightsDescriptor
-        return dnnl_memory_desc_get_size(&descriptor) + outputSize * 4 * (int8 == nil ? 1 : 2)
+        return dnnl_memory_desc_get_size(&descriptor) + outputSize * 4 + operands.residentBytes
     }
 
     /// A primitive and its source/destination memories for one row count.
@@ -206,30 +206,7 @@ final class PackedMatmul: @unchecked Sendable {
         // The OpenMP thread count is per calling thread; set it for whichever thread calls.
         omp_set_num_threads(Int32(runtime.threads))
         let instance = try self.instance(rows: rows)
-        var source = UnsafeMutableRawPointer(mutating: input)
-        var rowScales: UnsafeMutablePointer<Float>?
-        var rowOffsets: UnsafeMutablePointer<Float>?
-        switch precision {
-        case .fp32:
-            break
-        case .bf16:
-            // The primitive reads bf16 rows: convert this call's input into the shared buffer.
-            let count = rows * inputSize
-            let converted = Self.conversionBuffer.reserve(bytes: count * 2).bindMemory(to: UInt16.self, capacity: count)
-            BFloat16Conversion.convert(input, into: converted, count: count, threads: runtime.threads)
-            source = UnsafeMutableRawPointer(converted)
-        case .int8:
-            // u8 rows, then each row's scale and offset, in the shared buffer.
-            let count = rows * inputSize
-            let buffer = Self.conversionBuffer.reserve(bytes: (count + 63) & ~63 + rows * 8)
-            let scales = (buffer + (count + 63) & ~63).bindMemory(to: Float.self, capacity: 2 * rows)
-            Int8Activations.quantize(input, rows: rows, columns: inputSize, maximum: int8!.levels.activationMaximum,
-                                     into: buffer.bindMemory(to: UInt8.self, capacity: count), scales: scales, offsets: scales + rows,
-                                     threads: runtime.threads)
-            source = buffer
-            rowScales = scales
-            rowOffsets = scales + rows
-        }
+        let source = operands.prepare(input, rows: rows, columns: inputSize, buffer: Self.conversionBuffer, threads: runtime.threads)
         try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
         var args = [
@@ -237,19 +214,15 @@ final class PackedMatmul: @unchecked Sendable {
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS_0), memory: weights),
             dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST_0), memory: instance.destination),
         ]
-        if int8 == nil { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
+        if operands.primitiveFinishes { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
         if let scratchpad = instance.scratchpad {
             try check(dnnl_memory_set_data_handle(scratchpad.memory, Self.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
             args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
         }
         try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
         try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
-        if let int8, let rowScales, let rowOffsets {
-            int8.scaledRowSums.withUnsafeBufferPointer { sums in
-                Int8Activations.finish(output, rows: rows, columns: outputSize, scales: rowScales, offsets: rowOffsets,
-                                       scaledRowSums: sums.baseAddress!, bias: biasStorage, threads: runtime.threads)
-            }
-        }
+        operands.finish(output, rows: rows, columns: outputSize, input: input, inputColumns: inputSize, buffer: Self.conversionBuffer,
+                        bias: biasStorage, threads: runtime.threads)
         if let activation = instance.activation {
             var activationArgs = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: instance.destination),
                                   dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: instance.destination)]
@@ -296,7 +269,7 @@ final class PackedMatmul: @unchecked Sendable {
         try check(dnnl_memory_create(&destination, &destinationDescriptor, runtime.engine, nil), "dnnl_memory_create(dst)")
         var activation: dnnl_primitive_t?
         var activationScratchpad: (memory: dnnl_memory_t, bytes: Int)?
-        if gelu && precision == .int8 {
+        if gelu && !operands.primitiveFinishes {
             var operation = dnnl_eltwise_desc_t()
             try check(dnnl_eltwise_forward_desc_init(&operation, dnnl_forward_inference, dnnl_eltwise_gelu_erf, &destinationDescriptor, 0, 0),
                       "dnnl_eltwise_forward_desc_init")
@@ -323,7 +296,7 @@ final class PackedMatmul: @unchecked Sendable {
         var bias = try matrixDescriptor(rows: 1, columns: outputSize, tag: dnnl_ab)
         var destination = try matrixDescriptor(rows: rows, columns: outputSize, tag: dnnl_ab)
         var operation = dnnl_matmul_desc_t()
-        // int8 adds the bias after the per-row scales (``Int8Activations/finish``).
+        // int8 adds the bias after the per-row scales (``Int8Operands/finish``).
         if precision == .int8 {
             try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init")
         } else {

@@ -10,21 +10,6 @@ public enum Precision: String, Sendable, CaseIterable {
     /// accumulation, fp32 output; levels per CPU in ``Int8Levels``.
     case int8
 
-    /// What `--precision auto` runs: the fastest precision that passes the accuracy gates
-    /// (``PrecisionComparison/passesGates(for:)``) on this CPU. int8 is the fastest everywhere
-    /// (VNNI: 3×, AVX2: about 2× the fp32 matrix-product rate) and `bgem3 eval` measured it within
-    /// the gates on both code paths (full-range with VNNI, 7-bit weights without; see the README).
-    public static var automatic: Precision { .int8 }
-
-    /// The names `--precision` accepts: `auto` and every case.
-    public static let choices = ["auto"] + allCases.map(\.rawValue)
-
-    /// `auto` resolved for this CPU, or the named precision; nil for an unknown name.
-    public init?(choice: String) {
-        if choice == "auto" { self = Self.automatic; return }
-        self.init(rawValue: choice)
-    }
-
     /// Nil when this CPU runs the precision; otherwise what is missing, for the error at start.
     public var unsupportedReason: String? {
         switch self {
@@ -49,28 +34,39 @@ public enum Precision: String, Sendable, CaseIterable {
     var weightDataType: dnnl_data_type_t { self == .int8 ? dnnl_s8 : dataType }
 }
 
-/// fp32 → bf16 with round-to-nearest-even (inputs are finite), spread over the threads.
-enum BFloat16Conversion {
-    static func convert(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<UInt16>, count: Int, threads: Int) {
-        let workers = count >= 1 << 16 ? max(1, threads) : 1
-        let chunk = (count / workers + 15) & ~15
-        let shared = Shared((source: source, target: target))
-        runWorkers(workers) { worker in
-            let (source, target) = shared.value
-            let start = min(count, worker * chunk)
-            let end = min(count, start + chunk)
-            var i = start
-            while i + 16 <= end {
-                let bits = UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<UInt32>.self)
-                let rounded = bits &+ (SIMD16<UInt32>(repeating: 0x7FFF) &+ ((bits &>> 16) & 1))
-                UnsafeMutableRawPointer(target + i).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: rounded &>> 16), as: SIMD16<UInt16>.self)
-                i += 16
-            }
-            while i < end {
-                let bits = source[i].bitPattern
-                target[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
-                i += 1
-            }
+/// What `--precision` asks for: a precision by name, or `auto`.
+public enum PrecisionRequest: Sendable, Equatable, CustomStringConvertible {
+    /// The fastest precision that keeps the accuracy gates on the loaded weights, measured at
+    /// start (``PrecisionCheck``): int8, else bf16 where the CPU has it, else fp32.
+    case automatic
+    /// This precision, whatever the check says (a warning when it fails the gates).
+    case fixed(Precision)
+
+    /// The names `--precision` accepts: `auto` and every precision.
+    public static let choices = ["auto"] + Precision.allCases.map(\.rawValue)
+
+    /// Nil for an unknown name.
+    public init?(_ name: String) {
+        if name == "auto" { self = .automatic; return }
+        guard let precision = Precision(rawValue: name) else { return nil }
+        self = .fixed(precision)
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: return "auto"
+        case .fixed(let precision): return precision.rawValue
+        }
+    }
+
+    /// The precisions to measure against fp32, fastest first: those this CPU runs that are faster
+    /// than fp32 (int8 at 3× the fp32 product rate with VNNI and about 2× without, bf16 at about
+    /// 2× where present), or the one asked for.
+    public var candidates: [Precision] {
+        switch self {
+        case .automatic: return [.int8, .bf16].filter { $0.unsupportedReason == nil }
+        case .fixed(.fp32): return []
+        case .fixed(let precision): return [precision]
         }
     }
 }

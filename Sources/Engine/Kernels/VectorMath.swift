@@ -158,6 +158,17 @@ enum VectorMath {
     }
 
     /// `destination[i] += source[i]`.
+    /// `destination += factor · source`.
+    static func addScaled(_ source: UnsafePointer<Float>, by factor: Float, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        let scale = Vector(repeating: factor)
+        var i = 0
+        while i + 8 <= count {
+            store(load(destination + i).addingProduct(scale, load(source + i)), destination + i)
+            i += 8
+        }
+        while i < count { destination[i] += factor * source[i]; i += 1 }
+    }
+
     static func add(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
         let vectorEnd = count & ~7
         var i = 0

@@ -40,9 +40,16 @@ struct TransformerWeights: @unchecked Sendable {
         func norm(_ name: String) throws(WeightLoadError) -> (gamma: FloatBuffer, beta: FloatBuffer) {
             (try load(name + ".weight", [h]), try load(name + ".bias", [h]))
         }
-        func matmul(_ weight: FloatBuffer, _ bias: FloatBuffer, outputs: Int, inputs: Int, gelu: Bool = false) throws(WeightLoadError) -> PackedMatmul {
+        // int8: the input columns a LayerNorm makes stand out are computed apart, in fp32.
+        let handleOutliers = precision == .int8 && OutlierColumns.areHandled
+        func outliers(_ norm: (gamma: FloatBuffer, beta: FloatBuffer)) -> [Int] {
+            handleOutliers ? OutlierColumns.detect(gamma: norm.gamma.pointer, beta: norm.beta.pointer, count: h) : []
+        }
+        func matmul(_ weight: FloatBuffer, _ bias: FloatBuffer, outputs: Int, inputs: Int, gelu: Bool = false,
+                    fedBy norm: (gamma: FloatBuffer, beta: FloatBuffer)? = nil) throws(WeightLoadError) -> PackedMatmul {
             do {
-                return try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: outputs, inputSize: inputs, gelu: gelu, precision: precision, runtime: runtime)
+                return try PackedMatmul(weight: weight.pointer, bias: bias.pointer, outputSize: outputs, inputSize: inputs, gelu: gelu, precision: precision,
+                                        outlierColumns: norm.map(outliers) ?? [], runtime: runtime)
             } catch {
                 throw .malformed(file: file.path, reason: "the matrix library refused a \(outputs)×\(inputs) layer: \(error)")
             }
@@ -64,13 +71,17 @@ struct TransformerWeights: @unchecked Sendable {
                 fusedBias.append(contentsOf: bias.array)
             }
             let i = config.intermediateSize
+            // The Q/K/V projection reads the previous layer's output (or the embeddings), normalised;
+            // the feed-forward block reads the attention block's output, normalised.
+            let inputNorm = layers.last?.outputNorm ?? embeddingNorm
+            let attentionNorm = try norm(base + "attention.output.LayerNorm")
             layers.append(EncoderLayer(
-                queryKeyValue: try matmul(FloatBuffer(fusedWeight), FloatBuffer(fusedBias), outputs: 3 * h, inputs: h),
+                queryKeyValue: try matmul(FloatBuffer(fusedWeight), FloatBuffer(fusedBias), outputs: 3 * h, inputs: h, fedBy: inputNorm),
                 attentionOutput: try matmul(try load(base + "attention.output.dense.weight", [h, h]),
                                             try load(base + "attention.output.dense.bias", [h]), outputs: h, inputs: h),
-                attentionNorm: try norm(base + "attention.output.LayerNorm"),
+                attentionNorm: attentionNorm,
                 intermediate: try matmul(try load(base + "intermediate.dense.weight", [i, h]),
-                                         try load(base + "intermediate.dense.bias", [i]), outputs: i, inputs: h, gelu: true),
+                                         try load(base + "intermediate.dense.bias", [i]), outputs: i, inputs: h, gelu: true, fedBy: attentionNorm),
                 output: try matmul(try load(base + "output.dense.weight", [h, i]), try load(base + "output.dense.bias", [h]), outputs: h, inputs: i),
                 outputNorm: try norm(base + "output.LayerNorm")))
         }

@@ -32,8 +32,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
     var threads: Int?
 
-    @Option(name: .long, help: "Precision of the matrix products (bf16 needs AVX512-BF16; auto is int8).")
-    var precision: PrecisionChoice = .fp32
+    @Option(name: .long, help: "Precision of the matrix products (bf16 needs AVX512-BF16).")
+    var precision: Precision = .fp32
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
@@ -74,7 +74,7 @@ struct BenchCommand: ParsableCommand {
         if let model, !modelNames.isEmpty {
             let loaded: BGEM3Model
             do {
-                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision.precision)
+                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision)
             } catch { throw CommandFailure(error.description) }
             implementation = loaded.matmulImplementation
             attentionKernel = loaded.attentionKernel
@@ -91,17 +91,17 @@ struct BenchCommand: ParsableCommand {
         }
         if json {
             let object: [String: Any] = [
-                "version": BGEM3Version.string, "precision": precision.precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "attention": attentionKernel, "threads": threads, "cpu": CPUDescription.current,
+                "version": BGEM3Version.string, "precision": precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "attention": attentionKernel, "threads": threads, "cpu": CPUDescription.current,
                 "matmul_gflops": ceiling.map { $0 as Any } ?? NSNull(), "workloads": rows,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(precision.precision.rawValue)")
+        print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(precision.rawValue)")
         if let ceiling {
-            print(String(format: "%@ matmul ceiling (512x1024x4096): %.1f %@; layers run %@; attention: %@", precision.precision.rawValue, ceiling,
-                         precision.precision == .int8 ? "GOP/s" : "GFLOP/s", implementation, attentionKernel))
+            print(String(format: "%@ matmul ceiling (512x1024x4096): %.1f %@; layers run %@; attention: %@", precision.rawValue, ceiling,
+                         precision == .int8 ? "GOP/s" : "GFLOP/s", implementation, attentionKernel))
             let seconds = AttentionDiagnostics.measure(length: 512, threads: threads)
             print(String(format: "blocked fp32 attention kernel (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
         }

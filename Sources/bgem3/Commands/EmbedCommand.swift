@@ -39,7 +39,7 @@ struct EmbedCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
     var threads: Int?
 
-    @Option(name: .long, help: "Matrix-product precision, as serve takes it (fp32 for exact parity with FlagEmbedding).")
+    @Option(name: .long, help: "Matrix-product precision, as serve takes it: auto measures on the weights and caches the figures as serve does (fp32 for exact parity with FlagEmbedding).")
     var precision: PrecisionChoice = .auto
 
     @Option(name: .long, help: "Most tokens per batch (a batch's memory is also held within the budget).")
@@ -81,11 +81,10 @@ struct EmbedCommand: AsyncParsableCommand {
             return handler
         }
         ProcessMemory.configureAllocator()
-        let loaded: BGEM3Model
-        do {
-            loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision.precision)
-            _ = try loaded.requireTokenizer()
-        } catch { throw CommandFailure(error.description) }
+        let (environment, limit) = try limitFromSettings()
+        let loaded = try precision.load(directory: URL(fileURLWithPath: model), threads: threads, limit: limit,
+                                        cacheDirectory: ProbeCache.defaultDirectory(environment: environment), logger: Logger(label: "bgem3.embed")).model
+        do { _ = try loaded.requireTokenizer() } catch { throw CommandFailure("\(error)") }
         let maxLength = self.maxLength ?? loaded.maximumSequenceLength
         guard (2...loaded.maximumSequenceLength).contains(maxLength) else {
             throw CommandFailure("--max-length \(maxLength) is outside 2...\(loaded.maximumSequenceLength)")
@@ -146,12 +145,16 @@ struct EmbedCommand: AsyncParsableCommand {
         progress.finish()
     }
 
-    /// The server's memory plan for this model (the probe cache shared with serve, or a probe now).
-    private func memoryPlan(for model: BGEM3Model, maxLength: Int) throws -> MemoryPlan {
+    /// The environment with `--memory-limit` applied, and the limit it gives.
+    private func limitFromSettings() throws -> (environment: [String: String], limit: MemoryLimit) {
         var environment = ProcessInfo.processInfo.environment
         if let memoryLimit { environment["BGE_M3_MEMORY_LIMIT"] = String(MemoryLimit.parseSize(memoryLimit) ?? 0) }
-        let limit: MemoryLimit
-        do { limit = try MemoryLimit.detect(environment: environment) } catch { throw CommandFailure(error.description) }
+        do { return (environment, try MemoryLimit.detect(environment: environment)) } catch { throw CommandFailure("\(error)") }
+    }
+
+    /// The server's memory plan for this model (the probe cache shared with serve, or a probe now).
+    private func memoryPlan(for model: BGEM3Model, maxLength: Int) throws -> MemoryPlan {
+        let (environment, limit) = try limitFromSettings()
         var settings = MemorySettings()
         settings.cacheDirectory = ProbeCache.defaultDirectory(environment: environment)
         return MemoryPlanner.plan(model: model, limit: limit, settings: settings, engineVersion: BGEM3Version.string,

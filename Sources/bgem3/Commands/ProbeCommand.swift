@@ -37,13 +37,12 @@ struct ProbeCommand: ParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "bgem3.probe")
         ProcessMemory.configureAllocator()
-        let loaded: BGEM3Model
-        let chosen = precision.precision
-        do { loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: chosen) } catch { throw CommandFailure(error.description) }
         var environment = ProcessInfo.processInfo.environment
         if let memoryLimit { environment["BGE_M3_MEMORY_LIMIT"] = memoryLimit }
         let limit: MemoryLimit
         do { limit = try MemoryLimit.detect(environment: environment) } catch { throw CommandFailure(error.description) }
+        let loaded = try precision.load(directory: URL(fileURLWithPath: model), threads: threads, limit: limit,
+                                        cacheDirectory: cacheDir.map { URL(fileURLWithPath: $0) }, logger: logger).model
         var settings = MemorySettings()
         settings.safety = memorySafety
         settings.probe = .force

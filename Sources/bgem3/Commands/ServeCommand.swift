@@ -28,7 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Hugging Face cache where hub ids are looked up and downloaded (BGE_M3_CACHE_DIR; default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).", valueName: "dir")) var cacheDir: String?
     @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
     @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
-    @Option(name: .long, help: "Matrix-product precision: auto (the fastest that passes the accuracy gates here: int8), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16; refused elsewhere, naming the feature) or int8 (BGE_M3_PRECISION, default auto; `bgem3 eval` measures the cost).") var precision: String?
+    @Option(name: .long, help: "Matrix-product precision: auto (the fastest that passes the accuracy gates on the loaded weights, measured at start and cached: int8, else bf16 where the CPU has it, else fp32), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16; refused elsewhere, naming the feature) or int8 (BGE_M3_PRECISION, default auto; `bgem3 eval` measures the cost).") var precision: String?
     @Option(name: .long, help: "Texts per request, 1...100000 (BGE_M3_MAX_BATCH, default 256).") var maxBatch: Int?
     @Option(name: .long, help: "Tokens per text, 2...8192 (BGE_M3_MAX_SEQ_LENGTH, default 8192).") var maxSeqLength: Int?
     @Option(name: .long, help: "Characters per text, checked before tokenising (BGE_M3_MAX_TEXT_CHARS, default 200000).") var maxTextChars: Int?
@@ -109,16 +109,16 @@ struct ServeCommand: AsyncParsableCommand {
         let idle = try settings.double(idleTimeoutSecs, "IDLE_TIMEOUT_SECS", default: 0, range: 0...31_536_000)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
 
-        let precisionName = try settings.choice(precision, "PRECISION", default: "auto", allowed: Precision.choices)
-        let chosenPrecision = Precision(choice: precisionName)!
-        if let reason = chosenPrecision.unsupportedReason { throw CommandFailure("--precision \(precisionName): \(reason)") }
-        logger.info("precision", metadata: ["requested": .string(precisionName), "running": .string(chosenPrecision.rawValue),
-                                            "isa": .string(OneDNNRuntime.effectiveISA), "vnni": .stringConvertible(OneDNNRuntime.hasVNNI),
+        let precisionName = try settings.choice(precision, "PRECISION", default: "auto", allowed: PrecisionRequest.choices)
+        let requested = PrecisionChoice(argument: precisionName)!
+        try requested.validate()
+        logger.info("precision", metadata: ["requested": .string(precisionName), "isa": .string(OneDNNRuntime.effectiveISA),
+                                            "vnni": .stringConvertible(OneDNNRuntime.hasVNNI),
                                             "avx512_bf16": .stringConvertible(Precision.bf16.unsupportedReason == nil),
                                             "int8_levels": .string(Int8Levels.forThisCPU.description)])
 
         try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
-                                  precision: chosenPrecision, limits: limits, memory: memory, scheduling: scheduling,
+                                  precision: requested.request, limits: limits, memory: memory, scheduling: scheduling,
                                   drainDelay: .milliseconds(Int64(drain * 1000)), version: BGEM3Version.string, logger: logger).run()
     }
 }

@@ -35,6 +35,18 @@ struct SynthCommand: ParsableCommand {
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 42
 
+    @Flag(name: .long, help: "Give 4 hidden dimensions the large LayerNorm gains (12-40) and biases (±2-5) of trained BERT/RoBERTa models in every layer, to test quantisation where it is known to break.")
+    var outliers = false
+
+    @Option(name: .long, help: "With --outliers: multiply their gains and biases by this (above 1: a stress beyond trained models, for tests of the precision check).")
+    var outlierScale: Float = 1
+
+    func validate() throws {
+        guard outlierScale > 0, outlierScale.isFinite else { throw ValidationError("--outlier-scale must be a positive number") }
+        if outlierScale != 1 && !outliers { throw ValidationError("--outlier-scale needs --outliers") }
+        if headsFor != nil && outliers { throw ValidationError("--outliers applies to a preset, not to --heads-for") }
+    }
+
     func run() throws {
         if let headsFor { return try writeHeads(for: URL(fileURLWithPath: headsFor)) }
         guard let tokenizer else { throw ValidationError("give --tokenizer FILE (or --heads-for DIR)") }
@@ -49,12 +61,12 @@ struct SynthCommand: ParsableCommand {
         }
         let directory = URL(fileURLWithPath: out)
         var bar: ProgressBar?
-        try SyntheticModel.write(preset: preset, to: directory, tokenizer: tokenizerURL, seed: seed) { written, total in
+        try SyntheticModel.write(preset: preset, to: directory, tokenizer: tokenizerURL, seed: seed, outliers: outliers ? SyntheticModel.Outliers.trained.scaled(by: outlierScale) : nil) { written, total in
             if bar == nil { bar = ProgressBar(total: total / 1_000_000, unit: "MB") }
             bar?.update(written / 1_000_000)
         }
         bar?.finish()
-        FileHandle.standardError.write(Data("synth: wrote \(preset.rawValue) model to \(directory.path)\n".utf8))
+        FileHandle.standardError.write(Data("synth: wrote \(preset.rawValue) model\(outliers ? " with outlier dimensions" : "") to \(directory.path)\n".utf8))
     }
 
     private func writeHeads(for source: URL) throws {
