@@ -70,17 +70,17 @@ final class PackedMatmul: @unchecked Sendable {
         let plain = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: quantized == nil ? dnnl_f32 : dnnl_s8)
         var any = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_format_tag_any, type: weightType)
         let probe = try Self.primitiveDescriptor(rows: 256, weights: &any, inputSize: inputSize, outputSize: outputSize,
-                                                 precision: precision, attributes: attributes!, runtime: runtime)
+                                                 precision: precision, addsBias: operands.primitiveFinishes, attributes: attributes!, runtime: runtime)
         defer { dnnl_primitive_desc_destroy(probe) }
         var chosen = dnnl_primitive_desc_query_md(probe, dnnl_query_weights_md, 0)!.pointee
         let name = Self.implementationName(probe)
         // A plain K×N choice is slower than N×K on AVX2; keep N×K unless the layout is blocked.
-        var plainCopy = plain
+        let plainCopy = plain
         let blocked = chosen.format_kind == dnnl_blocked && chosen.format_desc.blocking.inner_nblks > 0
         if !blocked { chosen = try matrixDescriptor(rows: inputSize, columns: outputSize, tag: dnnl_ba, type: weightType) }
         // A reorder lays out (and, for bf16, converts) the weights unless they already are in the
         // chosen layout: fp32 or quantised s8, N×K.
-        let packed = blocked || precision == .bf16
+        let packed = blocked || operands.convertsWeights
         self.weightsDescriptor = chosen
         self.implementation = name
 
@@ -256,7 +256,8 @@ final class PackedMatmul: @unchecked Sendable {
         }
         var descriptor = weightsDescriptor
         let primitiveDescriptor = try Self.primitiveDescriptor(rows: rows, weights: &descriptor, inputSize: inputSize,
-                                                               outputSize: outputSize, precision: precision, attributes: attributes, runtime: runtime)
+                                                               outputSize: outputSize, precision: precision, addsBias: operands.primitiveFinishes,
+                                                               attributes: attributes, runtime: runtime)
         defer { dnnl_primitive_desc_destroy(primitiveDescriptor) }
         var primitive: dnnl_primitive_t?
         try check(dnnl_primitive_create(&primitive, primitiveDescriptor), "dnnl_primitive_create(matmul)")
@@ -291,16 +292,16 @@ final class PackedMatmul: @unchecked Sendable {
     }
 
     private static func primitiveDescriptor(rows: Int, weights: inout dnnl_memory_desc_t, inputSize: Int, outputSize: Int, precision: Precision,
-                                            attributes: dnnl_primitive_attr_t, runtime: OneDNNRuntime) throws(OneDNNError) -> dnnl_primitive_desc_t {
+                                            addsBias: Bool, attributes: dnnl_primitive_attr_t, runtime: OneDNNRuntime) throws(OneDNNError) -> dnnl_primitive_desc_t {
         var source = try matrixDescriptor(rows: rows, columns: inputSize, tag: dnnl_ab, type: precision.dataType)
         var bias = try matrixDescriptor(rows: 1, columns: outputSize, tag: dnnl_ab)
         var destination = try matrixDescriptor(rows: rows, columns: outputSize, tag: dnnl_ab)
         var operation = dnnl_matmul_desc_t()
         // int8 adds the bias after the per-row scales (``Int8Operands/finish``).
-        if precision == .int8 {
-            try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init")
-        } else {
+        if addsBias {
             try check(dnnl_matmul_desc_init(&operation, &source, &weights, &bias, &destination), "dnnl_matmul_desc_init")
+        } else {
+            try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init")
         }
         var descriptor: dnnl_primitive_desc_t?
         try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil), "dnnl_primitive_desc_create(matmul)")

@@ -28,6 +28,13 @@ enum ProductOperands: @unchecked Sendable {
         return true
     }
 
+    /// Whether laying the weights out converts them (bf16); fp32 and quantised s8 weights are
+    /// copied as they are unless the primitive wants a blocked layout.
+    var convertsWeights: Bool {
+        if case .bf16 = self { return true }
+        return false
+    }
+
     /// Bytes kept beside the primitive's weights.
     var residentBytes: Int {
         if case .int8(let operands) = self { return operands.residentBytes }

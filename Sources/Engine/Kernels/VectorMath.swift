@@ -157,7 +157,6 @@ enum VectorMath {
         for i in 0..<count { vector[i] *= inverse }
     }
 
-    /// `destination[i] += source[i]`.
     /// `destination += factor · source`.
     static func addScaled(_ source: UnsafePointer<Float>, by factor: Float, into destination: UnsafeMutablePointer<Float>, count: Int) {
         let scale = Vector(repeating: factor)
@@ -169,6 +168,7 @@ enum VectorMath {
         while i < count { destination[i] += factor * source[i]; i += 1 }
     }
 
+    /// `destination[i] += source[i]`.
     static func add(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
         let vectorEnd = count & ~7
         var i = 0
