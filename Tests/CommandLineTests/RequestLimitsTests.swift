@@ -108,13 +108,18 @@ import Testing
         try await server.waitUntilReady()
         let upload = try SlowUpload(port: server.port, path: "/v1/embeddings", body: "{\"input\": \"a text that arrives slowly\"}")
         try upload.sendHalf()
-        var busy: (status: Int, headers: [String: String], body: Data)?
-        for _ in 0..<200 {  // until the server has taken the first request in
-            let answer = try await server.post("/v1/embeddings", json: "{\"input\": \"x\"}")
-            if answer.status == 429 { busy = answer; break }
-            try await Task.sleep(for: .milliseconds(10))
+        // Until the server has taken the first request in (/health counts it). Probing with
+        // requests instead raced under load: a probe admitted first got the slot, and the slow
+        // request was the one refused.
+        var admitted = 0
+        for _ in 0..<500 where admitted != 1 {
+            let health = try JSONSerialization.jsonObject(with: try await server.request("/health").body) as? [String: Any]
+            admitted = (health?["admission"] as? [String: Any])?["requests"] as? Int ?? 0
+            if admitted != 1 { try await Task.sleep(for: .milliseconds(10)) }
         }
-        let refusal = try #require(busy)
+        #expect(admitted == 1, "the half-sent request is admitted")
+        let refusal = try await server.post("/v1/embeddings", json: "{\"input\": \"x\"}")
+        #expect(refusal.status == 429)
         #expect(refusal.headers["retry-after"] == "1")
         #expect(try error(refusal.body)["code"] as? String == "queue_full")
         #expect(try await server.post("/tokenize", json: "{\"input\": \"x\"}").status == 429, "/tokenize counts too")
