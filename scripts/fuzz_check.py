@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 
-ROUTES = ["/tokenize", "/v1/embeddings", "/v1/m3/embeddings", "/v1/sparse-embeddings", "/v1/embeddings:both", "/v1/score", "/v1/rerank"]
+ROUTES = ["/tokenize", "/v1/embeddings", "/v1/m3/embeddings", "/v1/sparse-embeddings", "/v1/embeddings:both", "/v1/score", "/v1/rerank",
+          "/embed", "/embed_sparse", "/embed_all", "/rerank", "/v2/rerank", "/decode", "/api/embed", "/api/embeddings", "/embeddings"]
 
 
 def free_port():
@@ -72,8 +73,16 @@ def random_json_body(route, generator):
     strings = [json_literal(random_string(generator)) for _ in range(generator.randrange(1, 4))]
     text = strings[0]
     array = "[" + ",".join(strings) + "]"
-    if route in ("/v1/score", "/v1/rerank"):
+    if route in ("/v1/score", "/v1/rerank", "/v2/rerank"):
         return f'{{"query": {text}, "documents": {array}}}'
+    if route == "/rerank":
+        return f'{{"query": {text}, "texts": {array}, "return_text": true}}'
+    if route in ("/embed", "/embed_sparse", "/embed_all"):
+        return f'{{"inputs": {array if generator.random() < 0.5 else text}, "truncate": true}}'
+    if route == "/decode":
+        return '{"ids": [' + ",".join(str(generator.randrange(-5, 300000)) for _ in range(generator.randrange(0, 20))) + "]}"
+    if route == "/api/embeddings":
+        return f'{{"model": "bge-m3", "prompt": {text}}}'
     if route == "/v1/m3/embeddings":
         return f'{{"input": {array}, "sparse": true, "colbert": true, "sparse_options": {{"return_tokens": true}}}}'
     if route == "/v1/sparse-embeddings":

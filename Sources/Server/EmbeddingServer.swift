@@ -58,6 +58,8 @@ public struct EmbeddingServer: Sendable {
         EmbeddingRoutes(services: services).register(on: work)
         TokenizeRoute(services: services).register(on: work)
         ScoringRoutes(services: services).register(on: work)
+        TEIRoutes(services: services).register(on: work)
+        OllamaRoutes(services: services).register(on: work)
 
         let start = self
         let loader = Thread { start.startEngine(state: state, admission: admission, tokenizerThreads: services.tokenizing.threads) }

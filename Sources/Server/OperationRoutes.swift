@@ -80,9 +80,28 @@ struct OperationRoutes: Sendable {
                 "\"threads\":\(model.threads)",
                 "\"version\":\(JSONOutput.string(version))",
                 "\"max_batch\":\(services.limits.maxBatch)",
+                // Text Embeddings Inference's keys, which its integrations read (Dify, RAGFlow, Milvus).
+                "\"model_id\":\(JSONOutput.string(services.limits.modelName))",
+                "\"model_sha\":null",
+                "\"model_dtype\":\(JSONOutput.string(Self.teiDataType(model.precision)))",
+                "\"model_type\":{\"embedding\":{\"pooling\":\"cls\"}}",
+                "\"max_input_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
+                "\"max_client_batch_size\":\(services.limits.maxBatch)",
+                "\"max_batch_tokens\":\(services.limits.queueTokens)",
+                "\"max_concurrent_requests\":\(services.limits.queueCapacity)",
+                "\"tokenization_workers\":\(services.tokenizing.threads)",
             ]
             if let decision { fields.append("\"precision_check\":\(Self.json(decision))") }
             return services.json("{" + fields.joined(separator: ",") + "}")
+        }
+    }
+
+    /// TEI's `model_dtype` names.
+    static func teiDataType(_ precision: Precision) -> String {
+        switch precision {
+        case .fp32: return "float32"
+        case .bf16: return "bfloat16"
+        case .int8: return "int8"
         }
     }
 

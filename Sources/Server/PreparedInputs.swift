@@ -13,8 +13,9 @@ struct PreparedInputs: Sendable {
     /// - Parameters:
     ///   - maxLength: tokens per text, special tokens included.
     ///   - truncate: false makes a too-long input a 400 naming it.
+    ///   - truncation: which end of a too-long text is cut (`<s>` and `</s>` stay either way).
     static func prepare(_ input: EmbeddingInput, tokenizer: UnigramTokenizer, limits: ServerLimits, maxLength: Int,
-                        truncate: Bool = true) throws -> PreparedInputs {
+                        truncate: Bool = true, truncation: TruncationDirection = .right) throws -> PreparedInputs {
         guard input.count > 0 else { throw APIError.invalidRequest("input must not be empty", param: "input", code: "empty_input") }
         guard input.count <= limits.maxBatch else {
             throw APIError.invalidRequest("input has \(input.count) items; the limit is \(limits.maxBatch) per request", param: "input", code: "too_many_inputs")
@@ -28,6 +29,19 @@ struct PreparedInputs: Sendable {
                     throw APIError.invalidRequest("input[\(index)] has \(characters) characters; the limit is \(limits.maxTextCharacters)",
                                                   param: "input[\(index)]", code: "text_too_long")
                 }
+                if truncation == .left {
+                    var ids = tokenizer.encode(text, options: EncodeOptions()).ids
+                    let cut = ids.count > maxLength
+                    if cut && !truncate {
+                        throw APIError.invalidRequest("input[\(index)] has \(ids.count) tokens; the limit is \(maxLength) and truncate is false",
+                                                      param: "input[\(index)]", code: "input_too_long")
+                    }
+                    // The last tokens, between <s> and </s>.
+                    if cut { ids = [ids[0]] + ids[(ids.count - maxLength + 1)..<(ids.count - 1)] + [ids[ids.count - 1]] }
+                    prepared.sequences.append(ids)
+                    prepared.truncated.append(cut)
+                    continue
+                }
                 let encoding = tokenizer.encode(text, options: EncodeOptions(maxLength: maxLength))
                 if encoding.isTruncated && !truncate {
                     throw APIError.invalidRequest("input[\(index)] has \(encoding.untruncatedCount) tokens; the limit is \(maxLength) and truncate is false",
@@ -38,6 +52,7 @@ struct PreparedInputs: Sendable {
             }
             return prepared
         case .tokens(let lists):
+            guard limits.acceptsTokenIDs else { throw APIError.tokenIDsNotAccepted }
             // Token ids are taken as the text's pieces; <s> and </s> are added unless present.
             let vocabulary = tokenizer.vocabularySize
             var prepared = PreparedInputs(sequences: [], truncated: [])
@@ -55,7 +70,9 @@ struct PreparedInputs: Sendable {
                         throw APIError.invalidRequest("input[\(index)] has \(sequence.count) tokens; the limit is \(maxLength) and truncate is false",
                                                       param: "input[\(index)]", code: "input_too_long")
                     }
-                    sequence = Array(sequence.prefix(maxLength - 1)) + [2]
+                    sequence = truncation == .left
+                        ? [0] + Array(sequence[(sequence.count - maxLength + 1)..<(sequence.count - 1)]) + [2]
+                        : Array(sequence.prefix(maxLength - 1)) + [2]
                     wasTruncated = true
                 }
                 prepared.sequences.append(sequence)

@@ -64,10 +64,14 @@ struct BothEmbeddingRequest: Decodable {
     let input: EmbeddingInput
 }
 
-/// `POST /tokenize`.
+/// `POST /tokenize`: ours (`input`) or TEI's (`inputs`, `prompt_name` ignored).
 struct TokenizeRequest: Decodable {
-    let input: EmbeddingInput
+    let input: EmbeddingInput?
+    let inputs: EmbeddingInput?
     let add_special_tokens: Bool?
+    let prompt_name: String?
+
+    var texts: EmbeddingInput? { input ?? inputs }
 }
 
 /// `POST /v1/score`.

@@ -19,6 +19,10 @@ public struct ServerLimits: Sendable {
     public var apiKey: String?
     /// The most tokens one request can carry: texts per request × tokens per text.
     var maxRequestTokens: Int { maxBatch * maxSequenceLength }
+    /// Whether inputs may be token ids (`BGE_M3_TOKEN_IDS=accept`) or only texts (`reject`, the
+    /// default). Ids are taken as XLM-R's; LangChain's `OpenAIEmbeddings` sends tiktoken's ids by
+    /// default, which fall inside XLM-R's vocabulary and would embed a different text with a 200.
+    public var acceptsTokenIDs = false
     /// The model name reported in responses.
     public var modelName = "BAAI/bge-m3"
 

@@ -18,6 +18,8 @@ struct ServerRequestContext: RequestContext {
     var deadline: ContinuousClock.Instant
     /// The most tokens a request may carry (texts × tokens per text), for its admission.
     var maxRequestTokens: Int
+    /// `X-Request-ID` as sent, or made up (``RequestIDMiddleware``); Cohere's rerank answers carry it as `id`.
+    var requestID = ""
 
     var requestDecoder: APIRequestDecoder { APIRequestDecoder() }
 

@@ -53,8 +53,9 @@ public struct ServerServices: Sendable {
     /// Tokenises (on the tokenising threads), reserves the request's results in the memory budget,
     /// encodes and times one request.
     /// - Parameter truncate: false makes a too-long input a 400 naming it.
+    /// - Parameter truncation: which end of a too-long text is cut.
     func run(_ input: EmbeddingInput, outputs: EmbeddingOutputs, context: ServerRequestContext, maxLength: Int? = nil,
-             truncate: Bool = true) async throws -> InferenceRun {
+             truncate: Bool = true, truncation: TruncationDirection = .right) async throws -> InferenceRun {
         let model = try await self.model(before: context.deadline)
         let limit = min(limits.maxSequenceLength, model.maximumSequenceLength)
         if let maxLength, !(2...limit).contains(maxLength) {
@@ -63,7 +64,7 @@ public struct ServerServices: Sendable {
         let tokenizer = try model.requireTokenizer()
         let limits = self.limits
         let inputs = try await tokenizing.run {
-            try PreparedInputs.prepare(input, tokenizer: tokenizer, limits: limits, maxLength: maxLength ?? limit, truncate: truncate)
+            try PreparedInputs.prepare(input, tokenizer: tokenizer, limits: limits, maxLength: maxLength ?? limit, truncate: truncate, truncation: truncation)
         }
         let itemBytes = inputs.sequences.map { RequestFootprint.item(tokens: $0.count, outputs: outputs, dimension: model.dimension) }
         let reservedBytes = RequestFootprint.results(items: itemBytes)

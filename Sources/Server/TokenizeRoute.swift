@@ -2,7 +2,8 @@ import Engine
 import Hummingbird
 import Tokenizer
 
-/// `POST /tokenize`: `[[{id, text, start, stop, special}]]`, offsets in Unicode scalars.
+/// `POST /tokenize`: `[[{id, text, start, stop, special}]]` (TEI's shape), offsets in Unicode
+/// scalars; the texts in `input` or, as TEI's clients send them, `inputs`.
 ///
 /// A 16 MB body of short words is ~8 million tokens, ~0.5 GB of JSON: the texts are tokenised one
 /// at a time on the tokenising threads and each one's tokens are written out before the next is
@@ -14,7 +15,7 @@ struct TokenizeRoute: Sendable {
     func register(on router: RouterGroup<ServerRequestContext>) {
         router.post("/tokenize") { request, context in
             let body = try await request.decode(as: TokenizeRequest.self, context: context)
-            guard case .texts(let texts) = body.input else {
+            guard case .texts(let texts) = body.texts else {
                 throw APIError.invalidRequest("input must be a string or an array of strings", param: "input", code: "invalid_type")
             }
             guard !texts.isEmpty else { throw APIError.invalidRequest("input must not be empty", param: "input", code: "empty_input") }

@@ -31,6 +31,22 @@ public struct UnigramTokenizer: Tokenizer {
         return model.pieces[Int(id)]
     }
 
+    /// The text of `ids` as the Metaspace decoder gives it back: the pieces joined, `▁` read as a
+    /// space, the space that starts the text dropped; added tokens (`<s>`, `</s>`, …) left out when
+    /// `skipSpecialTokens`, else written as they are. Ids outside the vocabulary are left out.
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = true) -> String {
+        var text = ""
+        for id in ids {
+            if let added = addedTokensByID[id] {
+                if !skipSpecialTokens { text += added }
+                continue
+            }
+            guard id >= 0, Int(id) < model.pieces.count else { continue }
+            text += model.pieces[Int(id)].replacingOccurrences(of: "\u{2581}", with: " ")
+        }
+        return text.hasPrefix(" ") ? String(text.dropFirst()) : text
+    }
+
     /// The id of a piece or added token, if the vocabulary has it.
     public func id(forToken token: String) -> Int32? {
         if let added = addedTokensByID.first(where: { $0.value == token }) { return added.key }

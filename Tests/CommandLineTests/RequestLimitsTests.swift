@@ -25,7 +25,7 @@ import Testing
     /// tiny model, of which ~1 MB for the tokenising threads (texts of at most 10,000 characters),
     /// ~3.8 MB for bodies and ~7.5 MB for results (the workspace cost is given, so no probe).
     func smallServer(_ extra: [String] = []) throws -> ServerProcess {
-        try ServerProcess(arguments: ["--memory-limit", "100MiB", "--max-text-chars", "10000", "--cost-a", "2000", "--cost-b", "0"] + extra)
+        try ServerProcess(arguments: ["--memory-limit", "100MiB", "--max-text-chars", "10000", "--cost-a", "2000", "--cost-b", "0", "--token-ids", "accept"] + extra)
     }
 
     /// Results are budgeted before the inference runs: ColBERT vectors of 64 texts of 600 tokens
@@ -131,7 +131,7 @@ import Testing
     /// Tokens are bounded as well as requests: a request with more tokens than the server admits
     /// at once gets 413 naming the limit.
     @Test func aRequestOverTheTokenLimitIsRefused() async throws {
-        let server = try ServerProcess(arguments: ["--queue-tokens", "1000"])
+        let server = try ServerProcess(arguments: ["--queue-tokens", "1000", "--token-ids", "accept"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let answer = try await server.post("/v1/embeddings", json: "{\"input\": \(ids(texts: 3, length: 400))}")

@@ -13,6 +13,7 @@ struct RequestIDMiddleware: RouterMiddleware {
         let id = request.headers[Self.header].flatMap { $0.isEmpty || $0.count > 200 ? nil : $0 } ?? UUID().uuidString
         var context = context
         context.logger[metadataKey: "id"] = .string(id)
+        context.requestID = id
         var response = try await next(request, context)
         response.headers[Self.header] = id
         return response

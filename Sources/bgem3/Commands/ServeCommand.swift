@@ -37,6 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Tokens of admitted requests not yet answered before 429; a request with more alone gets 413 (BGE_M3_QUEUE_TOKENS, default \(ServerLimits().queueTokens)).") var queueTokens: Int?
     @Option(name: .long, help: "Seconds before a request gets 504 (BGE_M3_REQUEST_TIMEOUT_SECS, default 60).") var requestTimeoutSecs: Double?
     @Option(name: .long, help: "Require 'Authorization: Bearer KEY' (BGE_M3_API_KEY).") var apiKey: String?
+    @Option(name: .long, help: "reject: inputs must be texts, and token ids get a 400 naming the likely cause (LangChain's OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False); accept: token ids are taken as XLM-R's, as /tokenize returns them (BGE_M3_TOKEN_IDS, default reject).") var tokenIds: String?
     @Option(name: .long, help: ArgumentHelp("Memory the server may use, e.g. 4GiB or 3000MB (BGE_M3_MEMORY_LIMIT; default: the cgroup limit, else MemTotal).", valueName: "size")) var memoryLimit: String?
     @Option(name: .long, help: "Fraction of the memory limit to plan for, 0.1...1 (BGE_M3_MEMORY_SAFETY, default 0.9).") var memorySafety: Double?
     @Option(name: .long, help: "Fraction of the memory left after the model that requests may hold outside the forward pass (bodies, token ids, results, responses being written), 0.05...0.9; the rest is workspace (BGE_M3_REQUEST_MEMORY_SHARE, default \(MemorySettings().requestShare)).") var requestMemoryShare: Double?
@@ -96,6 +97,7 @@ struct ServeCommand: AsyncParsableCommand {
         limits.queueTokens = try settings.integer(queueTokens, "QUEUE_TOKENS", default: limits.queueTokens, range: 2...(1 << 40))
         limits.requestTimeoutSeconds = try settings.double(requestTimeoutSecs, "REQUEST_TIMEOUT_SECS", default: limits.requestTimeoutSeconds, range: 0.001...86_400)
         limits.apiKey = try settings.apiKey(apiKey)
+        limits.acceptsTokenIDs = try settings.choice(tokenIds, "TOKEN_IDS", default: "reject", allowed: ["reject", "accept"]) == "accept"
         limits.modelName = settings.string("MODEL_NAME") ?? (modelArgument.contains("/") && !FileManager.default.fileExists(atPath: modelArgument)
             ? modelArgument : URL(fileURLWithPath: modelPath).lastPathComponent)
         let threadCount: Int? = threads != nil || settings.string("THREADS") != nil
