@@ -112,6 +112,16 @@ let package = Package(
             ],
             swiftSettings: nativeCode),
         .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Engine", "Scheduling", "Tokenizer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: nativeCode),
+        .testTarget(
             name: "CommandLineTests",
             dependencies: ["bgem3"]),
     ],

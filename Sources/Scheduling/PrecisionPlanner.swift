@@ -22,6 +22,14 @@ public struct PrecisionDecision: Sendable {
     public var measurements: [PrecisionFigures]
     /// A warning: the check was skipped, or the precision asked for fails the gates here.
     public var note: String?
+
+    public init(requested: PrecisionRequest, running: Precision, source: Source, measurements: [PrecisionFigures], note: String?) {
+        self.requested = requested
+        self.running = running
+        self.source = source
+        self.measurements = measurements
+        self.note = note
+    }
 }
 
 /// Resolves `--precision` on the weights actually loaded (issue: accuracy by default).

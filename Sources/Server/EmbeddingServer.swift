@@ -47,19 +47,7 @@ public struct EmbeddingServer: Sendable {
         let state = ModelState()
         let admission = RequestAdmission(limits: .init(maxRequests: limits.queueCapacity, maxTokens: limits.queueTokens))
         let services = ServerServices(limits: limits, state: state, backend: ScheduledBackend(state: state), admission: admission)
-        let router = Router(context: ServerRequestContext.self)
-        router.add(middleware: RequestIDMiddleware())
-        router.add(middleware: RequestLogMiddleware(logger: logger))
-        router.add(middleware: ErrorMiddleware())
-        if let apiKey = limits.apiKey { router.add(middleware: APIKeyMiddleware(apiKey: apiKey)) }
-        OperationRoutes(services: services, version: version).register(on: router)
-        // The routes that do work go through admission.
-        let work = router.group().add(middleware: AdmissionMiddleware(admission: admission, limits: limits))
-        EmbeddingRoutes(services: services).register(on: work)
-        TokenizeRoute(services: services).register(on: work)
-        ScoringRoutes(services: services).register(on: work)
-        TEIRoutes(services: services).register(on: work)
-        OllamaRoutes(services: services).register(on: work)
+        let router = Self.router(services: services, version: version, logger: logger)
 
         let start = self
         let loader = Thread { start.startEngine(state: state, admission: admission, tokenizerThreads: services.tokenizing.threads) }
@@ -81,6 +69,26 @@ public struct EmbeddingServer: Sendable {
         try await group.run()
         await state.scheduler?.stop()
         logger.info("stopped")
+    }
+
+    /// Every route and middleware, over `services`: what the server runs, and what the route
+    /// tests run in-process (Hummingbird's `.router` testing) with a fake ``InferenceBackend``.
+    public static func router(services: ServerServices, version: String, logger: Logger) -> Router<ServerRequestContext> {
+        let limits = services.limits
+        let router = Router(context: ServerRequestContext.self)
+        router.add(middleware: RequestIDMiddleware())
+        router.add(middleware: RequestLogMiddleware(logger: logger))
+        router.add(middleware: ErrorMiddleware())
+        if let apiKey = limits.apiKey { router.add(middleware: APIKeyMiddleware(apiKey: apiKey)) }
+        OperationRoutes(services: services, version: version).register(on: router)
+        // The routes that do work go through admission.
+        let work = router.group().add(middleware: AdmissionMiddleware(admission: services.admission, limits: limits))
+        EmbeddingRoutes(services: services).register(on: work)
+        TokenizeRoute(services: services).register(on: work)
+        ScoringRoutes(services: services).register(on: work)
+        TEIRoutes(services: services).register(on: work)
+        OllamaRoutes(services: services).register(on: work)
+        return router
     }
 
     private enum ShutdownEvent: Sendable {

@@ -6,8 +6,8 @@ import NIOFoundationCompat
 /// Decodes request bodies as JSON with the limits and errors of SPEC §3: 413 over the context's
 /// ``ServerRequestContext/maxUploadSize``, 415 when not JSON, 400 for malformed JSON or wrong types
 /// (naming the field). Routes call `request.decode(as:context:)`.
-struct APIRequestDecoder: RequestDecoder {
-    func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+public struct APIRequestDecoder: RequestDecoder {
+    public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
         if let contentType = request.headers[.contentType], !contentType.lowercased().contains("json") {
             throw APIError(status: .unsupportedMediaType, message: "the body must be JSON (Content-Type: application/json), not \(contentType)",
                            type: "invalid_request_error", code: "unsupported_media_type")

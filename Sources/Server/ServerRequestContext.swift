@@ -7,11 +7,11 @@ import Scheduling
 /// The request context of every route: Hummingbird's basics, the body decoder and its size limit,
 /// the connection (so that work for a client that has gone away can be dropped), and, on the work
 /// routes, the request's admission and deadline (set by ``AdmissionMiddleware``).
-struct ServerRequestContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
+public struct ServerRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
     let connection: ConnectionStatus
     /// Bytes a body may have (`BGE_M3_MAX_BODY_BYTES`); over it, 413.
-    var maxUploadSize: Int
+    public var maxUploadSize: Int
     /// The request's hold on the server's memory; nil outside the work routes.
     var admission: AdmissionTicket?
     /// When the request gives up (504).
@@ -21,9 +21,9 @@ struct ServerRequestContext: RequestContext {
     /// `X-Request-ID` as sent, or made up (``RequestIDMiddleware``); Cohere's rerank answers carry it as `id`.
     var requestID = ""
 
-    var requestDecoder: APIRequestDecoder { APIRequestDecoder() }
+    public var requestDecoder: APIRequestDecoder { APIRequestDecoder() }
 
-    init(source: ApplicationRequestContextSource) {
+    public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         connection = ConnectionStatus(channel: source.channel)
         maxUploadSize = ServerLimits().maxBodyBytes
