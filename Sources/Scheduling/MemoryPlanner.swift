@@ -14,6 +14,8 @@ public enum ProbeMode: String, Sendable, CaseIterable {
 
 /// The memory settings of SPEC §5, validated by the command line.
 public struct MemorySettings: Sendable {
+    /// A limit given outright (`--memory-limit`, `BGE_M3_MEMORY_LIMIT`); nil: detected.
+    public var limitBytes: Int?
     /// Fraction of the limit the server plans to use (`BGE_M3_MEMORY_SAFETY`).
     public var safety = 0.9
     /// Execution slots the workspace budget is divided between (`BGE_M3_WORKERS`).
@@ -28,6 +30,12 @@ public struct MemorySettings: Sendable {
     public var costOverride: CostModel?
 
     public init() {}
+
+    /// The given limit, else the cgroup's, else the machine's.
+    public func limit() throws(MemoryLimit.DetectionError) -> MemoryLimit {
+        if let limitBytes { return MemoryLimit(bytes: limitBytes, source: .override) }
+        return try MemoryLimit.detect()
+    }
 }
 
 /// The memory model the server runs with, and how it was obtained (for logs and `/health`).

@@ -134,7 +134,7 @@ public struct EmbeddingServer: Sendable {
         ProcessMemory.configureAllocator()
         let limit: MemoryLimit
         do {
-            limit = try MemoryLimit.detect()
+            limit = try memory.limit()
         } catch {
             fail(state, error.description, stage: "memory limit", admission: admission)
             return

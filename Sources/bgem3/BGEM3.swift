@@ -12,7 +12,7 @@ struct BGEM3: AsyncParsableCommand {
             scheduler and start-up memory probe (probe), and hub downloads.
             """,
         version: BGEM3Version.string,
-        subcommands: [ServeCommand.self, DownloadCommand.self, EmbedCommand.self, TokenizeCommand.self, ProbeCommand.self, BenchCommand.self, EvalCommand.self, SynthCommand.self, HealthCommand.self])
+        subcommands: [ServeCommand.self, DownloadCommand.self, EmbedCommand.self, TokenizeCommand.self, ProbeCommand.self, BenchCommand.self, EvalCommand.self, SynthCommand.self, HealthCommand.self, SettingsCommand.self])
 }
 
 enum BGEM3Version {

@@ -385,7 +385,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: cache) }
         let weights = try #require(Self.fixtureData("model.safetensors"))
         try await withHub(hub) { endpoint in
-            let downloader = HubDownloader(endpoint: endpoint, token: nil, cacheDirectory: cache, readTimeout: .seconds(1))
+            // 4 s, not 1: with the whole suite running in parallel, a small file's answer once took
+            // over a second, timed out first, and the stalled file was never reached.
+            let downloader = HubDownloader(endpoint: endpoint, token: nil, cacheDirectory: cache, readTimeout: .seconds(4))
             let started = ContinuousClock.now
             let error = await downloadError { _ = try await downloader.download("BAAI/bge-m3") }
             guard case .network(let message)? = error else { Issue.record("got \(String(describing: error))"); return }

@@ -20,8 +20,9 @@ struct EmbedCommand: AsyncParsableCommand {
             and written in order while the next window is computed. A progress bar is drawn on a terminal.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("The model directory (config.json, weights, tokenizer.json, heads).", valueName: "dir"))
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
+    var model: String { modelOptions.model }
+    var threads: Int? { modelOptions.threads }
 
     @Flag(name: .long, help: "Output the dense vector.") var dense = false
     @Flag(name: .long, help: "Output the lexical weights.") var sparse = false
@@ -36,8 +37,6 @@ struct EmbedCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Output file, or '-' for standard output.", valueName: "file"))
     var output: String = "-"
 
-    @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
-    var threads: Int?
 
     @Option(name: .long, help: "Matrix-product precision, as serve takes it: auto measures on the weights and caches the figures as serve does (fp32 for exact parity with FlagEmbedding).")
     var precision: PrecisionChoice = .auto
@@ -49,7 +48,6 @@ struct EmbedCommand: AsyncParsableCommand {
     var memoryLimit: String?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if batchTokens < 1 { throw ValidationError("--batch-tokens must be at least 1") }
         if let memoryLimit, (MemoryLimit.parseSize(memoryLimit) ?? 0) <= 0 {
             throw ValidationError("--memory-limit must be a size above 0 such as 4GiB, not \(memoryLimit)")

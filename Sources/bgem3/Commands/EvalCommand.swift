@@ -24,8 +24,9 @@ struct EvalCommand: ParsableCommand {
             example by scripts/eval/wordpiece_ids.py.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("The model directory.", valueName: "dir"))
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
+    var model: String { modelOptions.model }
+    var threads: Int? { modelOptions.threads }
 
     @Option(name: .long, help: "The precision to measure against fp32.")
     var precision: Precision = .int8
@@ -42,14 +43,11 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Truncate texts to N tokens when tokenising.")
     var maxLength: Int = 512
 
-    @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).")
-    var threads: Int?
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2") }
     }
 

@@ -17,8 +17,9 @@ struct ProbeCommand: ParsableCommand {
             max length start without probing. Progress goes to standard error.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("The model directory.", valueName: "dir")) var model: String
-    @Option(name: .long, help: "Threads for the kernels (default: the container's CPU quota).") var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
+    var model: String { modelOptions.model }
+    var threads: Int? { modelOptions.threads }
     @Option(name: .long, help: "Precision, as serve takes it (the fit is cached per precision).") var precision: PrecisionChoice = .auto
     @Option(name: .long, help: "Longest sequence to probe, 2...8192 (default: the model's maximum).") var maxSeqLength: Int?
     @Option(name: .long, help: ArgumentHelp("Memory limit, e.g. 4GiB (default: as the server finds it).", valueName: "size")) var memoryLimit: String?
@@ -27,7 +28,6 @@ struct ProbeCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of a table.") var json = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let maxSeqLength, !(2...8192).contains(maxSeqLength) { throw ValidationError("--max-seq-length must be in 2...8192") }
         if !(0.1...1).contains(memorySafety) { throw ValidationError("--memory-safety must be in 0.1...1") }
         if let memoryLimit, MemoryLimit.parseSize(memoryLimit) == nil { throw ValidationError("--memory-limit must be a size such as 4GiB, not \(memoryLimit)") }

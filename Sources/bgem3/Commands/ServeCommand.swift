@@ -23,37 +23,37 @@ struct ServeCommand: AsyncParsableCommand {
             the Hugging Face cache is downloaded first (HF_ENDPOINT, HF_TOKEN; HF_HUB_OFFLINE=1 forbids it).
             """)
 
-    @Option(name: .long, help: ArgumentHelp("A model directory, or a hub id such as BAAI/bge-m3 in the Hugging Face cache or downloaded into it (BGE_M3_MODEL, default BAAI/bge-m3).", valueName: "dir|repo")) var model: String?
-    @Option(name: .long, help: "Revision of a hub id: a branch, tag or commit (BGE_M3_REVISION, default main).") var revision: String?
-    @Option(name: .long, help: ArgumentHelp("Hugging Face cache where hub ids are looked up and downloaded (BGE_M3_CACHE_DIR; default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub).", valueName: "dir")) var cacheDir: String?
-    @Option(name: .long, help: ArgumentHelp("Address to listen on (BGE_M3_BIND, default 0.0.0.0:8081).", valueName: "host:port")) var bind: String?
-    @Option(name: .long, help: "Kernel threads (BGE_M3_THREADS; default: the container's CPU quota).") var threads: Int?
-    @Option(name: .long, help: "Matrix-product precision: auto (the fastest that passes the accuracy gates on the loaded weights, measured at start and cached: int8, else bf16 where the CPU has it, else fp32), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16; refused elsewhere, naming the feature) or int8 (BGE_M3_PRECISION, default auto; `bgem3 eval` measures the cost).") var precision: String?
-    @Option(name: .long, help: "Texts per request, 1...100000 (BGE_M3_MAX_BATCH, default 256).") var maxBatch: Int?
-    @Option(name: .long, help: "Tokens per text, 2...8192 (BGE_M3_MAX_SEQ_LENGTH, default 8192).") var maxSeqLength: Int?
-    @Option(name: .long, help: "Characters per text, checked before tokenising (BGE_M3_MAX_TEXT_CHARS, default 200000).") var maxTextChars: Int?
-    @Option(name: .long, help: "Bytes per request body (BGE_M3_MAX_BODY_BYTES, default 16777216).") var maxBodyBytes: Int?
-    @Option(name: .long, help: "Requests admitted at once, waiting or working, before 429 (BGE_M3_QUEUE_CAPACITY, default \(ServerLimits().queueCapacity)).") var queueCapacity: Int?
-    @Option(name: .long, help: "Tokens of admitted requests not yet answered before 429; a request with more alone gets 413 (BGE_M3_QUEUE_TOKENS, default \(ServerLimits().queueTokens)).") var queueTokens: Int?
-    @Option(name: .long, help: "Seconds before a request gets 504 (BGE_M3_REQUEST_TIMEOUT_SECS, default 60).") var requestTimeoutSecs: Double?
-    @Option(name: .long, help: "Require 'Authorization: Bearer KEY' (BGE_M3_API_KEY).") var apiKey: String?
-    @Option(name: .long, help: "reject: inputs must be texts, and token ids get a 400 naming the likely cause (LangChain's OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False); accept: token ids are taken as XLM-R's, as /tokenize returns them (BGE_M3_TOKEN_IDS, default reject).") var tokenIds: String?
-    @Option(name: .long, help: ArgumentHelp("Memory the server may use, e.g. 4GiB or 3000MB (BGE_M3_MEMORY_LIMIT; default: the cgroup limit, else MemTotal).", valueName: "size")) var memoryLimit: String?
-    @Option(name: .long, help: "Fraction of the memory limit to plan for, 0.1...1 (BGE_M3_MEMORY_SAFETY, default 0.9).") var memorySafety: Double?
-    @Option(name: .long, help: "Fraction of the memory left after the model that requests may hold outside the forward pass (bodies, token ids, results, responses being written), 0.05...0.9; the rest is workspace (BGE_M3_REQUEST_MEMORY_SHARE, default \(MemorySettings().requestShare)).") var requestMemoryShare: Double?
-    @Option(name: .long, help: "auto (cached fit, else measure), off (conservative model) or force (measure again) (BGE_M3_PROBE, default auto).") var probe: String?
-    @Option(name: .long, help: ArgumentHelp("Directory of cached probe fits, shareable between replicas (BGE_M3_PROBE_CACHE_DIR, default $XDG_CACHE_HOME/bgem3 or ~/.cache/bgem3).", valueName: "dir")) var probeCacheDir: String?
-    @Option(name: .long, help: "Workspace bytes per token: with --cost-b, replaces the probe (BGE_M3_COST_A).") var costA: Double?
-    @Option(name: .long, help: "Workspace bytes per token² per sequence: with --cost-a, replaces the probe (BGE_M3_COST_B).") var costB: Double?
-    @Option(name: .long, help: "Unload the weights after this many idle seconds, 0 = never; the next request loads them again (BGE_M3_IDLE_TIMEOUT_SECS, default 0).") var idleTimeoutSecs: Double?
-    @Option(name: .long, help: "Seconds between SIGTERM and no longer accepting: /ready fails at once while requests are still served, so that load balancers stop routing here first; 0 stops at once (BGE_M3_DRAIN_SECS, default 5).") var drainSecs: Double?
-    @Option(name: .long, help: "text or json (BGE_M3_LOG_FORMAT, default text).") var logFormat: String?
-    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (BGE_M3_LOG_LEVEL, default info).") var logLevel: String?
+    @Option(name: .long, help: ServeSettings.model.argumentHelp) var model: String?
+    @Option(name: .long, help: ServeSettings.revision.argumentHelp) var revision: String?
+    @Option(name: .long, help: ServeSettings.cacheDir.argumentHelp) var cacheDir: String?
+    @Option(name: .long, help: ServeSettings.bind.argumentHelp) var bind: String?
+    @Option(name: .long, help: ServeSettings.threads.argumentHelp) var threads: Int?
+    @Option(name: .long, help: ServeSettings.precision.argumentHelp) var precision: String?
+    @Option(name: .long, help: ServeSettings.maxBatch.argumentHelp) var maxBatch: Int?
+    @Option(name: .long, help: ServeSettings.maxSeqLength.argumentHelp) var maxSeqLength: Int?
+    @Option(name: .long, help: ServeSettings.maxTextChars.argumentHelp) var maxTextChars: Int?
+    @Option(name: .long, help: ServeSettings.maxBodyBytes.argumentHelp) var maxBodyBytes: Int?
+    @Option(name: .long, help: ServeSettings.tokenIds.argumentHelp) var tokenIds: String?
+    @Option(name: .long, help: ServeSettings.queueCapacity.argumentHelp) var queueCapacity: Int?
+    @Option(name: .long, help: ServeSettings.queueTokens.argumentHelp) var queueTokens: Int?
+    @Option(name: .long, help: ServeSettings.requestTimeoutSecs.argumentHelp) var requestTimeoutSecs: Double?
+    @Option(name: .long, help: ServeSettings.apiKey.argumentHelp) var apiKey: String?
+    @Option(name: .long, help: ServeSettings.memoryLimit.argumentHelp) var memoryLimit: String?
+    @Option(name: .long, help: ServeSettings.memorySafety.argumentHelp) var memorySafety: Double?
+    @Option(name: .long, help: ServeSettings.requestMemoryShare.argumentHelp) var requestMemoryShare: Double?
+    @Option(name: .long, help: ServeSettings.probe.argumentHelp) var probe: String?
+    @Option(name: .long, help: ServeSettings.probeCacheDir.argumentHelp) var probeCacheDir: String?
+    @Option(name: .long, help: ServeSettings.costA.argumentHelp) var costA: Double?
+    @Option(name: .long, help: ServeSettings.costB.argumentHelp) var costB: Double?
+    @Option(name: .long, help: ServeSettings.idleTimeoutSecs.argumentHelp) var idleTimeoutSecs: Double?
+    @Option(name: .long, help: ServeSettings.drainSecs.argumentHelp) var drainSecs: Double?
+    @Option(name: .long, help: ServeSettings.logFormat.argumentHelp) var logFormat: String?
+    @Option(name: .long, help: ServeSettings.logLevel.argumentHelp) var logLevel: String?
 
     func run() async throws {
         let settings = Settings(environment: ProcessInfo.processInfo.environment)
-        let format = try settings.choice(logFormat, "LOG_FORMAT", default: "text", allowed: ["text", "json"])
-        let levelName = try settings.choice(logLevel, "LOG_LEVEL", default: "info", allowed: Logger.Level.allCases.map(\.rawValue))
+        let format = try settings.choice(logFormat, ServeSettings.logFormat)
+        let levelName = try settings.choice(logLevel, ServeSettings.logLevel)
         let level = Logger.Level(rawValue: levelName)!
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
@@ -63,11 +63,11 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "bgem3")
         ServerMetrics.bootstrap()
 
-        let modelArgument = model ?? settings.string("MODEL") ?? "BAAI/bge-m3"
-        let revisionName = revision ?? settings.string("REVISION") ?? "main"
+        let modelArgument = model ?? settings.string(ServeSettings.model) ?? "BAAI/bge-m3"
+        let revisionName = revision ?? settings.string(ServeSettings.revision) ?? "main"
         let environment = ProcessInfo.processInfo.environment
         var locator = ModelLocator(environment: environment)
-        if let cache = cacheDir ?? settings.string("CACHE_DIR") { locator = ModelLocator(cacheDirectory: URL(fileURLWithPath: cache)) }
+        if let cache = cacheDir ?? settings.string(ServeSettings.cacheDir) { locator = ModelLocator(cacheDirectory: URL(fileURLWithPath: cache)) }
         let modelURL: URL
         do {
             modelURL = try locator.locate(modelArgument, revision: revisionName)
@@ -87,31 +87,31 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let modelPath = modelURL.path
-        let (host, port) = try settings.address(bind, default: "0.0.0.0:8081")
+        let (host, port) = try settings.address(bind, ServeSettings.bind)
         var limits = ServerLimits()
-        limits.maxBatch = try settings.integer(maxBatch, "MAX_BATCH", default: limits.maxBatch, range: 1...100_000)
-        limits.maxSequenceLength = try settings.integer(maxSeqLength, "MAX_SEQ_LENGTH", default: limits.maxSequenceLength, range: 2...8192)
-        limits.maxTextCharacters = try settings.integer(maxTextChars, "MAX_TEXT_CHARS", default: limits.maxTextCharacters, range: 1...100_000_000)
-        limits.maxBodyBytes = try settings.integer(maxBodyBytes, "MAX_BODY_BYTES", default: limits.maxBodyBytes, range: 1024...(1 << 34))
-        limits.queueCapacity = try settings.integer(queueCapacity, "QUEUE_CAPACITY", default: limits.queueCapacity, range: 1...1_000_000)
-        limits.queueTokens = try settings.integer(queueTokens, "QUEUE_TOKENS", default: limits.queueTokens, range: 2...(1 << 40))
-        limits.requestTimeoutSeconds = try settings.double(requestTimeoutSecs, "REQUEST_TIMEOUT_SECS", default: limits.requestTimeoutSeconds, range: 0.001...86_400)
+        limits.maxBatch = try settings.integer(maxBatch, ServeSettings.maxBatch, default: limits.maxBatch)
+        limits.maxSequenceLength = try settings.integer(maxSeqLength, ServeSettings.maxSeqLength, default: limits.maxSequenceLength)
+        limits.maxTextCharacters = try settings.integer(maxTextChars, ServeSettings.maxTextChars, default: limits.maxTextCharacters)
+        limits.maxBodyBytes = try settings.integer(maxBodyBytes, ServeSettings.maxBodyBytes, default: limits.maxBodyBytes)
+        limits.queueCapacity = try settings.integer(queueCapacity, ServeSettings.queueCapacity, default: limits.queueCapacity)
+        limits.queueTokens = try settings.integer(queueTokens, ServeSettings.queueTokens, default: limits.queueTokens)
+        limits.requestTimeoutSeconds = try settings.double(requestTimeoutSecs, ServeSettings.requestTimeoutSecs, default: limits.requestTimeoutSeconds)
         limits.apiKey = try settings.apiKey(apiKey)
-        limits.acceptsTokenIDs = try settings.choice(tokenIds, "TOKEN_IDS", default: "reject", allowed: ["reject", "accept"]) == "accept"
-        limits.modelName = settings.string("MODEL_NAME") ?? (modelArgument.contains("/") && !FileManager.default.fileExists(atPath: modelArgument)
+        limits.acceptsTokenIDs = try settings.choice(tokenIds, ServeSettings.tokenIds) == "accept"
+        limits.modelName = settings.string(ServeSettings.modelName) ?? (modelArgument.contains("/") && !FileManager.default.fileExists(atPath: modelArgument)
             ? modelArgument : URL(fileURLWithPath: modelPath).lastPathComponent)
-        let threadCount: Int? = threads != nil || settings.string("THREADS") != nil
-            ? try settings.integer(threads, "THREADS", default: 1, range: 1...1024) : nil
+        let threadCount: Int? = threads != nil || settings.string(ServeSettings.threads) != nil
+            ? try settings.integer(threads, ServeSettings.threads, default: 1) : nil
 
         let memory = try settings.memory(limit: memoryLimit, safety: memorySafety, requestShare: requestMemoryShare, probe: probe, cacheDirectory: probeCacheDir,
                                          costA: costA, costB: costB)
-        let drain = try settings.double(drainSecs, "DRAIN_SECS", default: 5, range: 0...3600)
+        let drain = try settings.double(drainSecs, ServeSettings.drainSecs, default: 5)
         var scheduling = SchedulerSettings()
         scheduling.requestTimeout = .milliseconds(Int64(limits.requestTimeoutSeconds * 1000))
-        let idle = try settings.double(idleTimeoutSecs, "IDLE_TIMEOUT_SECS", default: 0, range: 0...31_536_000)
+        let idle = try settings.double(idleTimeoutSecs, ServeSettings.idleTimeoutSecs, default: 0)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
 
-        let precisionName = try settings.choice(precision, "PRECISION", default: "auto", allowed: PrecisionRequest.choices)
+        let precisionName = try settings.choice(precision, ServeSettings.precision)
         let requested = PrecisionChoice(argument: precisionName)!
         try requested.validate()
         logger.info("precision", metadata: ["requested": .string(precisionName), "isa": .string(OneDNNRuntime.effectiveISA),
@@ -125,17 +125,17 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// Settings from a flag or a `BGE_M3_*` variable, validated with errors naming both.
+/// Settings from a flag or a `BGE_M3_*` variable (``ServeSettings``), validated with errors naming both.
 struct Settings {
     let environment: [String: String]
 
-    func string(_ name: String) -> String? {
-        environment["BGE_M3_" + name].flatMap { $0.isEmpty ? nil : $0 }
+    func string(_ setting: ServeSetting) -> String? {
+        environment[setting.variable].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    func integer(_ flag: Int?, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        let source = flag.map { ($0, "--" + name.lowercased().replacingOccurrences(of: "_", with: "-")) }
-            ?? string(name).map { (Int($0) ?? Int.min, "BGE_M3_\(name)=\($0)") }
+    func integer(_ flag: Int?, _ setting: ServeSetting, default value: Int) throws -> Int {
+        guard case .integer(let range) = setting.rule else { preconditionFailure("\(setting.key) is not an integer setting") }
+        let source = flag.map { ($0, setting.flag) } ?? string(setting).map { (Int($0) ?? Int.min, "\(setting.variable)=\($0)") }
         guard let (number, origin) = source else { return value }
         guard range.contains(number) else {
             throw ValidationError("\(origin) must be a whole number in \(range.lowerBound)...\(range.upperBound)")
@@ -143,48 +143,49 @@ struct Settings {
         return number
     }
 
-    func double(_ flag: Double?, _ name: String, default value: Double, range: ClosedRange<Double>) throws -> Double {
-        let source = flag.map { ($0, "--" + name.lowercased().replacingOccurrences(of: "_", with: "-")) }
-            ?? string(name).map { (Double($0) ?? .nan, "BGE_M3_\(name)=\($0)") }
+    func double(_ flag: Double?, _ setting: ServeSetting, default value: Double) throws -> Double {
+        guard case .number(let range) = setting.rule else { preconditionFailure("\(setting.key) is not a number setting") }
+        let source = flag.map { ($0, setting.flag) } ?? string(setting).map { (Double($0) ?? .nan, "\(setting.variable)=\($0)") }
         guard let (number, origin) = source else { return value }
         guard range.contains(number) else { throw ValidationError("\(origin) must be a number in \(range.lowerBound)...\(range.upperBound)") }
         return number
     }
 
-    func choice(_ flag: String?, _ name: String, default value: String, allowed: [String]) throws -> String {
-        guard let given = flag ?? string(name) else { return value }
+    /// The flag, else the variable, else the declared default; one of the declared names.
+    func choice(_ flag: String?, _ setting: ServeSetting) throws -> String {
+        guard case .choice(let allowed) = setting.rule else { preconditionFailure("\(setting.key) is not a choice setting") }
+        guard let given = flag ?? string(setting) else { return setting.defaultText }
         guard allowed.contains(given) else {
-            throw ValidationError("\(flag != nil ? "--" + name.lowercased().replacingOccurrences(of: "_", with: "-") : "BGE_M3_" + name) must be one of \(allowed.joined(separator: ", ")), not \(given)")
+            throw ValidationError("\(flag != nil ? setting.flag : setting.variable) must be one of \(allowed.joined(separator: ", ")), not \(given)")
         }
         return given
     }
 
-    /// The memory settings of SPEC §5. A `--memory-limit` flag is handed on as
-    /// `BGE_M3_MEMORY_LIMIT`, which ``MemoryLimit/detect(environment:root:procSelfCgroup:memInfo:)`` reads.
+    /// The number in `--cost-a` or `BGE_M3_COST_A` (and B).
+    private func bytes(_ flag: Double?, _ setting: ServeSetting) throws -> Double? {
+        if let flag { return flag }
+        return try string(setting).map { value in
+            guard let number = Double(value) else { throw ValidationError("\(setting.variable) must be a number of bytes, not \(value)") }
+            return number
+        }
+    }
+
+    /// The memory settings of SPEC §5; a limit given by flag or variable is carried as a value
+    /// (``MemorySettings/limitBytes``), not through the environment.
     func memory(limit: String?, safety: Double?, requestShare: Double?, probe: String?, cacheDirectory: String?, costA: Double?,
                 costB: Double?) throws -> MemorySettings {
         var memory = MemorySettings()
         // 0 would load the model and then have no room for any request: refused here, naming it.
-        if let limit {
-            guard let bytes = MemoryLimit.parseSize(limit), bytes > 0 else {
-                throw ValidationError("--memory-limit must be a size above 0 such as 4GiB, 3000MB or 3221225472, not \(limit)")
+        if let given = limit ?? string(ServeSettings.memoryLimit) {
+            guard let bytes = MemoryLimit.parseSize(given), bytes > 0 else {
+                throw ValidationError("\(limit != nil ? "--memory-limit" : "BGE_M3_MEMORY_LIMIT") must be a size above 0 such as 4GiB, 3000MB or 3221225472, not \(given)")
             }
-            setenv("BGE_M3_MEMORY_LIMIT", String(bytes), 1)
-        } else if let value = string("MEMORY_LIMIT"), (MemoryLimit.parseSize(value) ?? 0) <= 0 {
-            throw ValidationError("BGE_M3_MEMORY_LIMIT must be a size above 0 such as 4GiB, 3000MB or 3221225472, not \(value)")
+            memory.limitBytes = bytes
         }
-        memory.safety = try double(safety, "MEMORY_SAFETY", default: memory.safety, range: 0.1...1)
-        memory.requestShare = try double(requestShare, "REQUEST_MEMORY_SHARE", default: memory.requestShare, range: 0.05...0.9)
-        memory.probe = ProbeMode(rawValue: try choice(probe, "PROBE", default: "auto", allowed: ProbeMode.allCases.map(\.rawValue)))!
-        let a = try costA.map { $0 } ?? string("COST_A").map { value in
-            guard let number = Double(value) else { throw ValidationError("BGE_M3_COST_A must be a number of bytes, not \(value)") }
-            return number
-        }
-        let b = try costB.map { $0 } ?? string("COST_B").map { value in
-            guard let number = Double(value) else { throw ValidationError("BGE_M3_COST_B must be a number of bytes, not \(value)") }
-            return number
-        }
-        switch (a, b) {
+        memory.safety = try double(safety, ServeSettings.memorySafety, default: memory.safety)
+        memory.requestShare = try double(requestShare, ServeSettings.requestMemoryShare, default: memory.requestShare)
+        memory.probe = ProbeMode(rawValue: try choice(probe, ServeSettings.probe))!
+        switch (try bytes(costA, ServeSettings.costA), try bytes(costB, ServeSettings.costB)) {
         case (nil, nil): break
         case let (a?, b?):
             guard a.isFinite, b.isFinite, a >= 0, b >= 0, a + b > 0 else {
@@ -194,7 +195,8 @@ struct Settings {
         default:
             throw ValidationError("set both BGE_M3_COST_A and BGE_M3_COST_B (or --cost-a and --cost-b), or neither")
         }
-        memory.cacheDirectory = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? ProbeCache.defaultDirectory(environment: environment)
+        memory.cacheDirectory = (cacheDirectory ?? string(ServeSettings.probeCacheDir)).map { URL(fileURLWithPath: $0) }
+            ?? ProbeCache.defaultDirectory(environment: environment)
         return memory
     }
 
@@ -206,17 +208,17 @@ struct Settings {
             guard !flag.isEmpty else { throw ValidationError("--api-key must not be empty; leave it out to serve without authentication") }
             return flag
         }
-        guard let value = environment["BGE_M3_API_KEY"] else { return nil }
+        guard let value = environment[ServeSettings.apiKey.variable] else { return nil }
         guard !value.isEmpty else {
             throw ValidationError("BGE_M3_API_KEY is set but empty; unset it to serve without authentication, or give the key")
         }
         return value
     }
 
-    func address(_ flag: String?, default value: String) throws -> (String, Int) {
-        let text = flag ?? string("BIND") ?? value
+    func address(_ flag: String?, _ setting: ServeSetting) throws -> (String, Int) {
+        let text = flag ?? string(setting) ?? setting.defaultText
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(flag != nil ? "--bind" : "BGE_M3_BIND") must be HOST:PORT with a port in 0...65535, not \(text)")
+            throw ValidationError("\(flag != nil ? setting.flag : setting.variable) must be HOST:PORT with a port in 0...65535, not \(text)")
         }
         return (String(text[..<colon]), port)
     }
