@@ -37,88 +37,42 @@ struct OperationRoutes: Sendable {
             let phase = await services.state.phase
             let plan = await services.state.memoryPlan
             let scheduler = await services.state.scheduler
-            let live = phase == .ready || phase == .draining ? 1 : 0
             let admission = services.admission.status
-            var fields = ["\"status\":\(JSONOutput.string(phase == .ready ? "ok" : Self.name(phase)))",
-                          "\"stage\":\(JSONOutput.string(Self.stage(phase)))",
-                          "\"workers\":{\"live\":\(live),\"total\":1}"]
-            if let plan {
-                fields.append("\"probe\":{\"status\":\(JSONOutput.string(plan.status.rawValue)),\"a\":\(plan.cost.a),\"b\":\(plan.cost.b)"
-                              + (plan.fallback.map { ",\"fallback\":\(JSONOutput.string($0.rawValue))" } ?? "") + "}")
-                fields.append("\"memory\":{\"limit_bytes\":\(plan.limit.bytes),\"limit_source\":\(JSONOutput.string(plan.limit.source.rawValue)),"
-                              + "\"resident_at_start_bytes\":\(plan.residentBytes),\"budget_bytes\":\(plan.budgetBytes),\"request_bytes\":\(plan.requestBytes),"
-                              + "\"rss_bytes\":\(ProcessMemory.residentBytes ?? 0),\"workspace_bytes\":\(scheduler?.retainedWorkspaceBytes ?? 0)}")
-            } else {
-                fields.append("\"probe\":{\"status\":\(JSONOutput.string(phase == .probing ? "running" : "pending"))}")
+            let probe = plan.map { HealthResponse.Probe(status: $0.status.rawValue, a: $0.cost.a, b: $0.cost.b, fallback: $0.fallback?.rawValue) }
+                ?? HealthResponse.Probe(status: phase == .probing ? "running" : "pending")
+            let memory = plan.map {
+                HealthResponse.Memory(limit_bytes: $0.limit.bytes, limit_source: $0.limit.source.rawValue, resident_at_start_bytes: $0.residentBytes,
+                                      budget_bytes: $0.budgetBytes, request_bytes: $0.requestBytes, rss_bytes: ProcessMemory.residentBytes ?? 0,
+                                      workspace_bytes: scheduler?.retainedWorkspaceBytes ?? 0)
             }
-            fields.append("\"admission\":{\"requests\":\(admission.requests),\"tokens\":\(admission.tokens),\"waiting\":\(admission.waiting),"
-                          + "\"body_bytes\":\(admission.bodyBytes),\"body_capacity_bytes\":\(admission.bodyCapacity ?? 0),"
-                          + "\"result_bytes\":\(admission.resultBytes),\"result_capacity_bytes\":\(admission.resultCapacity ?? 0)}")
-            if let scheduler {
-                fields.append("\"queue_depth\":\(scheduler.queueDepth),\"oom_splits\":\(scheduler.oomSplitCount)")
-            }
-            return services.json("{" + fields.joined(separator: ",") + "}", status: phase == .ready ? .ok : .serviceUnavailable)
+            let health = HealthResponse(
+                status: phase == .ready ? "ok" : Self.name(phase), stage: Self.stage(phase),
+                workers: .init(live: phase == .ready || phase == .draining ? 1 : 0, total: 1), probe: probe, memory: memory,
+                admission: .init(requests: admission.requests, tokens: admission.tokens, waiting: admission.waiting, body_bytes: admission.bodyBytes,
+                                 body_capacity_bytes: admission.bodyCapacity ?? 0, result_bytes: admission.resultBytes,
+                                 result_capacity_bytes: admission.resultCapacity ?? 0),
+                queue_depth: scheduler?.queueDepth, oom_splits: scheduler?.oomSplitCount)
+            return try services.json(health, status: phase == .ready ? .ok : .serviceUnavailable)
         }
         router.get("/v1/models") { _, _ in
-            let created = Int(services.startedAt.timeIntervalSince1970)
-            return services.json("{\"object\":\"list\",\"data\":[{\"id\":\(JSONOutput.string(services.limits.modelName)),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"bgem3\"}]}")
+            try services.json(ModelList(data: [.init(id: services.limits.modelName, created: Int(services.startedAt.timeIntervalSince1970))]))
         }
         router.get("/info") { _, _ in
             guard let model = await services.state.model else {
                 return services.json("{\"status\":\"loading\",\"model\":\(JSONOutput.string(services.limits.modelName)),\"version\":\(JSONOutput.string(version))}",
                                      status: .serviceUnavailable)
             }
-            let decision = await services.state.precisionDecision
-            var fields = [
-                "\"model\":\(JSONOutput.string(services.limits.modelName))",
-                "\"model_path\":\(JSONOutput.string(model.directory.path))",
-                "\"dimensions\":\(model.dimension)",
-                "\"max_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
-                "\"engine\":\"bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel))\"",
-                "\"precision\":\"\(model.precision.rawValue)\"",
-                "\"cpu\":\(CPUCapabilities.json)",
-                "\"threads\":\(model.threads)",
-                "\"version\":\(JSONOutput.string(version))",
-                "\"max_batch\":\(services.limits.maxBatch)",
-                // Text Embeddings Inference's keys, which its integrations read (Dify, RAGFlow, Milvus).
-                "\"model_id\":\(JSONOutput.string(services.limits.modelName))",
-                "\"model_sha\":null",
-                "\"model_dtype\":\(JSONOutput.string(Self.teiDataType(model.precision)))",
-                "\"model_type\":{\"embedding\":{\"pooling\":\"cls\"}}",
-                "\"max_input_length\":\(min(services.limits.maxSequenceLength, model.maximumSequenceLength))",
-                "\"max_client_batch_size\":\(services.limits.maxBatch)",
-                "\"max_batch_tokens\":\(services.limits.queueTokens)",
-                "\"max_concurrent_requests\":\(services.limits.queueCapacity)",
-                "\"tokenization_workers\":\(services.tokenizing.threads)",
-            ]
-            if let decision { fields.append("\"precision_check\":\(Self.json(decision))") }
-            return services.json("{" + fields.joined(separator: ",") + "}")
+            let limits = services.limits
+            let maxLength = min(limits.maxSequenceLength, model.maximumSequenceLength)
+            let info = InfoResponse(
+                model: limits.modelName, model_path: model.directory.path, dimensions: model.dimension, max_length: maxLength,
+                engine: "bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel))",
+                precision: model.precision.rawValue, cpu: .current, threads: model.threads, version: version, max_batch: limits.maxBatch,
+                model_id: limits.modelName, model_sha: nil, model_dtype: InfoResponse.dataType(model.precision), max_input_length: maxLength,
+                max_client_batch_size: limits.maxBatch, max_batch_tokens: limits.queueTokens, max_concurrent_requests: limits.queueCapacity,
+                tokenization_workers: services.tokenizing.threads, precision_check: await services.state.precisionDecision.map(PrecisionCheckInfo.init))
+            return try services.json(info)
         }
-    }
-
-    /// TEI's `model_dtype` names.
-    static func teiDataType(_ precision: Precision) -> String {
-        switch precision {
-        case .fp32: return "float32"
-        case .bf16: return "bfloat16"
-        case .int8: return "int8"
-        }
-    }
-
-    /// How the precision was chosen: what was asked, what runs, whether it was measured now, read
-    /// from the cache, not needed (fp32) or skipped, and the figures against fp32.
-    static func json(_ decision: PrecisionDecision) -> String {
-        func number(_ value: Float) -> String { value.isFinite ? "\(value)" : "null" }
-        let measurements = decision.measurements.map { figures in
-            "{\"precision\":\(JSONOutput.string(figures.precision)),\"passes_gates\":\(figures.passes),"
-                + "\"dense_cosine_min\":\(number(figures.denseCosineMin)),\"dense_cosine_mean\":\(number(figures.denseCosineMean)),"
-                + "\"top10_overlap\":\(number(figures.top10OverlapDense)),\"top10_overlap_lexical\":\(number(figures.top10OverlapLexical)),"
-                + "\"top10_overlap_colbert\":\(number(figures.top10OverlapColbert)),\"top10_overlap_hybrid\":\(number(figures.top10OverlapHybrid)),"
-                + "\"gate_failures\":\(figures.failure.map(JSONOutput.string) ?? "null"),\"seconds\":\(figures.seconds)}"
-        }
-        return "{\"requested\":\(JSONOutput.string(decision.requested.description)),\"running\":\(JSONOutput.string(decision.running.rawValue)),"
-            + "\"decided\":\(JSONOutput.string(decision.source.rawValue)),\"measurements\":[\(measurements.joined(separator: ","))],"
-            + "\"note\":\(decision.note.map(JSONOutput.string) ?? "null")}"
     }
 
     /// `/ready`'s and `/health`'s status: loading until the model, the memory model and the

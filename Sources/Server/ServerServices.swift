@@ -112,6 +112,12 @@ public struct ServerServices: Sendable {
         })
     }
 
+    /// A small response, encoded whole by `JSONEncoder`.
+    func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try JSONEncoder().encode(value)
+        return Response(status: status, headers: headers(run: nil), body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
     /// A small JSON response, whole.
     func json(_ body: String, run: InferenceRun? = nil, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: headers(run: run), body: .init(byteBuffer: ByteBuffer(string: body)))

@@ -25,7 +25,8 @@ class Server:
         self.port = free_port()
         environment = dict(os.environ)
         environment.update(env or {})
-        command = [BINARY, "serve", "--model", model, "--bind", f"127.0.0.1:{self.port}", *args]
+        # The load scripts send token ids (token_text) to make inputs of exact lengths: XLM-R ids.
+        command = [BINARY, "serve", "--model", model, "--bind", f"127.0.0.1:{self.port}", "--token-ids", "accept", *args]
         if cgroup_procs:
             # Join the cgroup first, then become the server: the limit applies from its first byte.
             command = ["sh", "-c", f'echo $$ > "{cgroup_procs}" && exec "$@"', "sh", *command]
