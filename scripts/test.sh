@@ -5,10 +5,23 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 
-# Tests find the shared fixtures (the 17 MB real XLM-R tokenizer) through this variable.
-export BGE_M3_FIXTURES="${BGE_M3_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
+# Tests find the real XLM-R tokenizer (17 MB; multilingual-e5-small's, MIT, see its NOTICE) through
+# this variable. It ships gzipped in the repository (3.9 MB) and is unpacked into .build, checked
+# against its SHA-256; BGE_M3_FIXTURES overrides it with a directory holding
+# xlmr-tokenizer/tokenizer.json.
+XLMR_SHA256=0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39
+if [ -z "${BGE_M3_FIXTURES:-}" ]; then
+  export BGE_M3_FIXTURES="$PWD/.build/fixtures"
+  unpacked="$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json"
+  if ! echo "$XLMR_SHA256  $unpacked" | sha256sum --check --status 2>/dev/null; then
+    mkdir -p "$BGE_M3_FIXTURES/xlmr-tokenizer"
+    gunzip -c Tests/Fixtures/xlmr-tokenizer/tokenizer.json.gz > "$unpacked.tmp"
+    echo "$XLMR_SHA256  $unpacked.tmp" | sha256sum --check --status || { echo "test: Tests/Fixtures/xlmr-tokenizer/tokenizer.json.gz is damaged" >&2; exit 1; }
+    mv "$unpacked.tmp" "$unpacked"
+  fi
+fi
 if [ ! -f "$BGE_M3_FIXTURES/xlmr-tokenizer/tokenizer.json" ]; then
-  echo "test: BGE_M3_FIXTURES=$BGE_M3_FIXTURES has no xlmr-tokenizer/tokenizer.json; point it at the shared fixtures." >&2
+  echo "test: BGE_M3_FIXTURES=$BGE_M3_FIXTURES has no xlmr-tokenizer/tokenizer.json; unset it to use the repository's copy." >&2
   exit 1
 fi
 
