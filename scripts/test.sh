@@ -29,10 +29,11 @@ fi
 # from), the official OpenAI client, and OpenAPI/JSON Schema validators for the server checks.
 VENV=.venv-test
 # schemathesis fuzzes the server from its OpenAPI document; PyYAML reads the Kubernetes manifests.
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, openai, openapi_spec_validator, jsonschema, yaml, schemathesis" 2>/dev/null; then
+# kubernetes-validate carries the Kubernetes schemas, so the manifests are validated offline.
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import tokenizers, openai, openapi_spec_validator, jsonschema, yaml, schemathesis, kubernetes_validate" 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "tokenizers==0.22.1" "openai>=1.40" openapi-spec-validator jsonschema \
-    pyyaml "schemathesis>=4,<5"
+    pyyaml "schemathesis>=4,<5" "kubernetes-validate==1.37.0"
 fi
 # The client packages people run against embedding servers (OpenAI, LangChain, LlamaIndex,
 # Haystack, huggingface_hub, Ollama, Cohere), pinned, in their own environment: their
@@ -67,6 +68,9 @@ swift test -c release --skip-build
 # default, judged after one: the kernel caches fill during the first minute); and the release
 # build the Dockerfile runs, with its runtime libraries checked.
 "$VENV/bin/python" scripts/deploy_check.py "$BGEM3_BINARY"
+# Every manifest kustomize applies, against the Kubernetes 1.37 schemas, strictly (unknown fields fail).
+(cd deploy/kubernetes && "../../$VENV/bin/kubernetes-validate" --strict --quiet \
+  $("../../$VENV/bin/python" -c "import yaml; print(' '.join(yaml.safe_load(open('kustomization.yaml'))['resources']))"))
 "$VENV/bin/python" scripts/fuzz_check.py "$BGEM3_BINARY" Tests/Fixtures/tiny-bge-m3 --examples 30 --random 400
 BGEM3_BINARY="$BGEM3_BINARY" "$VENV/bin/python" scripts/load/soak.py --duration 80 --warmup 40
 scripts/build-release.sh .build-static/dist
