@@ -46,7 +46,7 @@ public struct PrecisionComparison: Sendable, Equatable {
     }
 
     /// The gates of each precision, set from `bgem3 eval` on every model and code path measured
-    /// (README, "Accuracy"). int8: dense cosine mean ≥ 0.995 and min ≥ 0.99, and every ranking's
+    /// (docs/precisions.md). int8: dense cosine mean ≥ 0.995 and min ≥ 0.99, and every ranking's
     /// top-10 overlap ≥ 0.85. With outlier columns handled, int8 measured 0.85-0.965 at worst
     /// (the lowest: the full-size outlier model on the AVX2 path); without the handling, that
     /// model measures 0.825-0.84 and fails, with a dense cosine (0.996) that passes. bf16: cosine

@@ -60,7 +60,7 @@ public struct PrecisionPlanner: Sendable {
     /// all 20 queries and 100 passages, 5,948 tokens instead of 11,105. Keeping every topic and
     /// passage keeps the top-10 overlaps' resolution (20 queries × top 10 of 100 passages); cutting
     /// the passages halves the time. Against the whole set it gave the same pass or fail in 23 of 24
-    /// model, precision and path combinations (README, "Precisions"); keeping half the topics
+    /// model, precision and path combinations (docs/precisions.md); keeping half the topics
     /// instead passed the outlier model without its handling, which the whole set fails.
     public static let checkPassageTokens = 64
 

@@ -3,7 +3,7 @@ import Foundation
 /// The request bodies of other servers' APIs that bgem3 also answers: Hugging Face Text
 /// Embeddings Inference (TEI 1.x, `router/src/http/types.rs`), Ollama (`/api/embed`,
 /// `/api/embeddings`) and Cohere's v2 rerank. Fields BGE-M3 has no use for are accepted and
-/// ignored (each is named in the README), so that clients which always send them work.
+/// ignored (each is named in docs/server.md), so that clients which always send them work.
 
 /// Which end of a too-long text TEI's `truncation_direction` cuts (`"Right"` or `"Left"`, any case).
 enum TruncationDirection: Sendable, Equatable {

@@ -7,8 +7,8 @@ import Testing
 /// int8 is made to fail with the test hook `BGE_M3_TEST_INT8_ACTIVATION_MAXIMUM=7` (3-bit
 /// activations: dense cosine min 0.953 and top-10 overlap by dense score 0.10 on the tiny model).
 /// The outlier models of `bgem3 synth --outliers` do not serve here: at the tiny size their
-/// dense vectors nearly coincide, so even bf16 reorders the near-ties (README, "Accuracy"); the
-/// full-size one is measured in the README instead.
+/// dense vectors nearly coincide, so even bf16 reorders the near-ties (docs/precisions.md); the
+/// full-size one is measured in docs/precisions.md instead.
 @Suite(.serialized) struct PrecisionCheckTests {
     func scratch(_ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-precision-\(name)-\(UUID().uuidString)")

@@ -7,7 +7,7 @@ import Scheduling
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "probe",
-        abstract: "Measure the model's workspace memory and fit workspace = a·B·S + b·B·S² (the server's start-up probe, SPEC §5).",
+        abstract: "Measure the model's workspace memory and fit workspace = a·B·S + b·B·S² (the server's start-up probe; docs/memory.md).",
         discussion: """
             Loads the model, finds the memory limit (BGE_M3_MEMORY_LIMIT or --memory-limit, the cgroup, \
             else MemTotal) and the per-worker budget, then runs the probe's shapes smallest first, \

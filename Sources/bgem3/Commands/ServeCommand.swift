@@ -9,10 +9,10 @@ import Server
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve embeddings over HTTP (SPEC §3): OpenAI-compatible /v1/embeddings, /v1/m3/embeddings and more.",
+        abstract: "Serve embeddings over HTTP: OpenAI-compatible /v1/embeddings, /v1/m3/embeddings, TEI, Ollama and Cohere routes (docs/server.md; /openapi.json).",
         discussion: """
             Every option can also be set with its BGE_M3_* variable (the flag wins), e.g. BGE_M3_BIND, \
-            BGE_M3_MODEL, BGE_M3_MAX_BATCH. The server listens at once and loads the model in the \
+            BGE_M3_MODEL, BGE_M3_MAX_BATCH; `bgem3 settings` lists them all. The server listens at once and loads the model in the \
             background: /ready answers 503 until it is loaded, and requests that arrive meanwhile wait \
             for it within their deadline. On SIGTERM /ready fails at once and requests are still \
             served for --drain-secs (load balancers stop routing here meanwhile); then the server stops \

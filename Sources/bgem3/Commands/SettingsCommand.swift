@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `bgem3 settings`: every `bgem3 serve` setting from its one declaration (``ServeSettings``), as
-/// the Markdown table the README carries (a test keeps the two equal).
+/// the Markdown table docs/server.md carries (a test keeps the two equal).
 struct SettingsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "settings",

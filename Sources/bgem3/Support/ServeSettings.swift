@@ -4,7 +4,7 @@ import Scheduling
 import Server
 
 /// One `bgem3 serve` setting, declared once: its `--flag`, its `BGE_M3_*` variable, its default,
-/// what it accepts and its help. The flags' help, the validation and the README's settings table
+/// what it accepts and its help. The flags' help, the validation and the settings table of docs/server.md
 /// (`bgem3 settings`) all come from these declarations, as TEI's router declares each setting
 /// once with its default and help.
 struct ServeSetting: Sendable {
@@ -46,7 +46,7 @@ struct ServeSetting: Sendable {
     }
 }
 
-/// Every setting of `bgem3 serve`, in the order `--help` and the README list them.
+/// Every setting of `bgem3 serve`, in the order `--help` and docs/server.md list them.
 enum ServeSettings {
     static let model = ServeSetting(key: "MODEL", rule: .text, defaultText: "BAAI/bge-m3",
                                     help: "A model directory, or a hub id such as BAAI/bge-m3 in the Hugging Face cache or downloaded into it", valueName: "dir|repo")
@@ -107,7 +107,7 @@ enum ServeSettings {
         costA, costB, idleTimeoutSecs, drainSecs, logFormat, logLevel,
     ]
 
-    /// The README's settings table.
+    /// The settings table of docs/server.md.
     static var markdown: String {
         var lines = ["| variable | flag | accepts | default | what it sets |", "|---|---|---|---|---|"]
         for setting in all {
