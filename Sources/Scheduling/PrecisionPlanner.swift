@@ -102,7 +102,7 @@ public struct PrecisionPlanner: Sendable {
                 guard let made = try PrecisionCheck.onBuiltInTexts(directory: directory, threads: threads, passageTokens: Self.checkPassageTokens) else {
                     return nil
                 }
-                if let shortfall = memoryShortfall(config: made.config, sequences: made.sequences) { throw Unchecked.memory(shortfall) }
+                if let shortfall = memoryShortfall(made) { throw Unchecked.memory(shortfall) }
                 check = made
             }
             checking()
@@ -165,12 +165,13 @@ public struct PrecisionPlanner: Sendable {
     /// Why the fp32 model and the check's workspace would not fit in the limit, or nil. The fp32
     /// layers are held while measuring (1.2 GB for BGE-M3; the embeddings are read from the file
     /// map); the workspace is the conservative cost of a check batch.
-    func memoryShortfall(config: ModelConfig, sequences: EvalSequences) -> String? {
+    func memoryShortfall(_ check: PrecisionCheck) -> String? {
+        let (config, sequences) = (check.config, check.sequences)
         let h = config.hiddenSize, i = config.intermediateSize
         let layers = config.layers * (4 * h * h + 2 * h * i + 9 * h + i) * 4
         let longest = max(1, sequences.all.map(\.count).max() ?? 1)
         let cost = CostModel.conservative(hiddenSize: h, intermediateSize: i, heads: config.heads)
-        let workspace = cost.bytes(batch: max(1, 2048 / longest), length: longest)
+        let workspace = cost.bytes(batch: max(1, check.tokensPerBatch / longest), length: longest)
         let needed = (ProcessMemory.residentBytes ?? 0) + layers + workspace
         let available = Int(Double(limit.bytes) * settings.safety)
         guard needed > available else { return nil }

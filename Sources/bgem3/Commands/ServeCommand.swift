@@ -195,8 +195,8 @@ struct Settings {
         default:
             throw ValidationError("set both BGE_M3_COST_A and BGE_M3_COST_B (or --cost-a and --cost-b), or neither")
         }
-        memory.cacheDirectory = (cacheDirectory ?? string(ServeSettings.probeCacheDir)).map { URL(fileURLWithPath: $0) }
-            ?? ProbeCache.defaultDirectory(environment: environment)
+        // BGE_M3_PROBE_CACHE_DIR is the first place defaultDirectory looks.
+        memory.cacheDirectory = cacheDirectory.map { URL(fileURLWithPath: $0) } ?? ProbeCache.defaultDirectory(environment: environment)
         return memory
     }
 
