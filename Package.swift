@@ -90,22 +90,27 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/multilingual-lines.txt")],
             swiftSettings: nativeCode),
+        // What the test suites share: the repository's fixtures, scratch directories, the real
+        // binary and server processes.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport"),
         .testTarget(
             name: "TokenizerTests",
-            dependencies: ["Tokenizer"],
+            dependencies: ["Tokenizer", "TestSupport"],
             swiftSettings: nativeCode),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["Engine"],
+            dependencies: ["Engine", "TestSupport"],
             swiftSettings: nativeCode),
         .testTarget(
             name: "SchedulingTests",
-            dependencies: ["Scheduling"],
+            dependencies: ["Scheduling", "TestSupport"],
             swiftSettings: nativeCode),
         .testTarget(
             name: "ModelHubTests",
             dependencies: [
-                "ModelHub",
+                "ModelHub", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -114,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Engine", "Scheduling", "Tokenizer",
+                "Server", "Engine", "Scheduling", "Tokenizer", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -123,7 +128,7 @@ let package = Package(
             swiftSettings: nativeCode),
         .testTarget(
             name: "CommandLineTests",
-            dependencies: ["bgem3"]),
+            dependencies: ["bgem3", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `bgem3 embed`, `bgem3 synth` and the model workloads of `bgem3 bench`, end to end.
 @Suite struct EngineCommandTests {
-    let tiny = BGEM3Process.fixture("tiny-bge-m3")
+    let tiny = RepositoryFixtures.tinyModel.path
 
     struct Output: Decodable {
         let index: Int
@@ -22,7 +23,7 @@ import Testing
     }
 
     @Test func embedMatchesTheReferenceAndKeepsOrder() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: BGEM3Process.fixture("golden/tiny-model-public.json")))
+        let data = try Data(contentsOf: RepositoryFixtures.golden("tiny-model-public.json"))
         let golden = try JSONDecoder().decode(Golden.self, from: data)
         let cases = golden.cases.filter { $0.max_length == 64 }.prefix(6)
         let input = cases.enumerated().map { index, c in
@@ -98,10 +99,11 @@ import Testing
     }
 
     @Test func synthWritesALoadableModel() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-synth-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("synth")
+        defer { scratch.remove() }
+        let directory = scratch.url("model")
         let made = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", directory.path,
-                                         "--tokenizer", BGEM3Process.fixture("tiny-bge-m3/tokenizer.json")])
+                                         "--tokenizer", RepositoryFixtures.url("tiny-bge-m3/tokenizer.json").path])
         #expect(made.status == 0, "\(made.standardError)")
         for file in ["config.json", "model.safetensors", "sparse_linear.pt", "colbert_linear.pt", "tokenizer.json", "special_tokens_map.json"] {
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), "\(file)")
@@ -110,9 +112,10 @@ import Testing
         #expect(embedded.status == 0, "\(embedded.standardError)")
         let line = try JSONDecoder().decode(Output.self, from: Data(embedded.standardOutput.utf8))
         #expect(line.colbert?.count == line.tokens - 1)
-        let wrongVocabulary = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", directory.path + "-2",
-                                                    "--tokenizer", ProcessInfo.processInfo.environment["BGE_M3_FIXTURES"].map { $0 + "/xlmr-tokenizer/tokenizer.json" } ?? "/nonexistent"])
+        let wrongVocabulary = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", scratch.url("wrong").path,
+                                                    "--tokenizer", try RepositoryFixtures.xlmrTokenizer().path])
         #expect(wrongVocabulary.status == 1)
+        #expect(wrongVocabulary.standardError.contains("250002"), "\(wrongVocabulary.standardError)")
     }
 
     @Test func benchReportsModelWorkloads() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Faults around start-up, with the real binary: a process killed while it probes, a damaged
 /// weight file, a probe cache directory the server cannot use. (A full disk during a download and
@@ -9,9 +10,7 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    func scratch(_ name: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-fault-\(name)-\(UUID().uuidString)")
-    }
+    func scratch(_ name: String) -> URL { ScratchDirectory.unusedPath("fault-\(name)") }
 
     /// Waits until the server's log contains `text` (or the process ends, or 60 s pass).
     func wait(for text: String, in server: ServerProcess) async throws {
@@ -67,7 +66,7 @@ import Testing
     func aCorruptedWeightFileIsNamedAndNeverServed(_ damage: String) async throws {
         let model = scratch("model")
         defer { try? FileManager.default.removeItem(at: model) }
-        try FileManager.default.copyItem(atPath: BGEM3Process.fixture("tiny-bge-m3"), toPath: model.path)
+        try FileManager.default.copyItem(atPath: RepositoryFixtures.tinyModel.path, toPath: model.path)
         let weights = model.appendingPathComponent("model.safetensors")
         var bytes = try Data(contentsOf: weights)
         if damage == "truncated" {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The server's memory model end to end: the start-up probe, its cache, the settings that replace
 /// or disable it, what `/health` and `/metrics` report, and inputs too large for the budget.
@@ -13,9 +14,7 @@ import Testing
         return try #require(try json(try await server.request("/health").body)["probe"] as? [String: Any])
     }
 
-    func scratchDirectory() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-probe-cache-\(UUID().uuidString)")
-    }
+    func scratchDirectory() -> URL { ScratchDirectory.unusedPath("probe-cache") }
 
     /// First start probes and caches; the second reads the cache; a corrupt cache file is ignored
     /// with a warning and replaced by a new probe.
@@ -74,7 +73,7 @@ import Testing
     }
 
     @Test func badMemorySettingsAreRefusedAtStart() throws {
-        let model = ["serve", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--bind", "127.0.0.1:0"]
+        let model = ["serve", "--model", RepositoryFixtures.tinyModel.path, "--bind", "127.0.0.1:0"]
         let cases: [([String], [String: String], String)] = [
             ([], ["BGE_M3_MEMORY_SAFETY": "2"], "BGE_M3_MEMORY_SAFETY=2 must be a number in 0.1...1.0"),
             ([], ["BGE_M3_COST_A": "1000"], "set both BGE_M3_COST_A and BGE_M3_COST_B"),

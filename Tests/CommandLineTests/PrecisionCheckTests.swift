@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `--precision auto` decides on the weights actually loaded: the real server measures int8
 /// against fp32 at start, falls back when int8 fails the gates, and caches the figures.
@@ -10,9 +11,7 @@ import Testing
 /// dense vectors nearly coincide, so even bf16 reorders the near-ties (docs/precisions.md); the
 /// full-size one is measured in docs/precisions.md instead.
 @Suite(.serialized) struct PrecisionCheckTests {
-    func scratch(_ name: String) -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-precision-\(name)-\(UUID().uuidString)")
-    }
+    func scratch(_ name: String) -> URL { ScratchDirectory.unusedPath("precision-\(name)") }
 
     /// `/info`'s `precision_check` once the server is ready.
     func check(_ server: ServerProcess) async throws -> (running: String, decided: String, measurements: [[String: Any]], note: String?) {

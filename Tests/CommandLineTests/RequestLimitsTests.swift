@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import Testing
+import TestSupport
 
 /// Every limit holding on every route (issue 15), end to end: the whole request inside the memory
 /// budget, admission before the body is read, `/tokenize` admitted like inference, and the small
@@ -165,7 +166,7 @@ import Testing
     /// An empty API key is refused at start (it used to turn authentication off silently); with a
     /// key, the probes and `/metrics` stay open for the orchestrator and Prometheus.
     @Test func anEmptyAPIKeyIsRefusedAndMetricsNeedNoKey() async throws {
-        let model = ["serve", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--bind", "127.0.0.1:0"]
+        let model = ["serve", "--model", RepositoryFixtures.tinyModel.path, "--bind", "127.0.0.1:0"]
         let flag = try BGEM3Process.run(model + ["--api-key", ""], timeout: 20)
         #expect(flag.status != 0 && flag.standardError.contains("--api-key must not be empty"), "\(flag.standardError)")
         let variable = try BGEM3Process.run(model, environment: ["BGE_M3_API_KEY": ""], timeout: 20)
@@ -184,7 +185,7 @@ import Testing
     /// message naming the limit, and `/live` fails so the orchestrator restarts and shows it
     /// (before, the model loaded and every request timed out).
     @Test func aMemoryLimitWithNoRoomFailsClearly() async throws {
-        let model = ["serve", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--bind", "127.0.0.1:0"]
+        let model = ["serve", "--model", RepositoryFixtures.tinyModel.path, "--bind", "127.0.0.1:0"]
         let zero = try BGEM3Process.run(model, environment: ["BGE_M3_MEMORY_LIMIT": "0"], timeout: 20)
         #expect(zero.status != 0 && zero.standardError.contains("BGE_M3_MEMORY_LIMIT must be a size above 0"), "\(zero.standardError)")
 

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import TestSupport
 
 /// `bgem3 serve` end to end: real process, real HTTP on loopback, golden values.
 @Suite(.serialized) struct ServerTests {
@@ -12,7 +13,7 @@ import Testing
     }
 
     static let golden: Golden? = {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: BGEM3Process.fixture("golden/tiny-model-public.json"))) else { return nil }
+        guard let data = try? Data(contentsOf: RepositoryFixtures.golden("tiny-model-public.json")) else { return nil }
         return try? JSONDecoder().decode(Golden.self, from: data)
     }()
 
@@ -46,7 +47,7 @@ import Testing
         }
         // The same vectors as `bgem3 embed` (same engine, same batch).
         let lines = cases.map { String(decoding: try! JSONSerialization.data(withJSONObject: ["text": $0.text]), as: UTF8.self) }.joined(separator: "\n") + "\n"
-        let embedded = try BGEM3Process.run(["embed", "--model", BGEM3Process.fixture("tiny-bge-m3"), "--precision", "fp32"], input: Data(lines.utf8))
+        let embedded = try BGEM3Process.run(["embed", "--model", RepositoryFixtures.tinyModel.path, "--precision", "fp32"], input: Data(lines.utf8))
         let embedVectors = try embedded.standardOutput.split(separator: "\n").map {
             try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["dense"] as? [Double])
         }
@@ -221,7 +222,7 @@ import Testing
 
     @Test func scoresAndRerankingMatchTheReference() async throws {
         struct Document: Decodable { let scores: Scores }
-        let data = try Data(contentsOf: URL(fileURLWithPath: BGEM3Process.fixture("golden/tiny-model-public.json")))
+        let data = try Data(contentsOf: RepositoryFixtures.golden("tiny-model-public.json"))
         let golden = try JSONDecoder().decode(Document.self, from: data).scores
         let server = try ServerProcess()
         defer { #expect(server.stop() == 0) }
@@ -255,15 +256,16 @@ import Testing
 /// `--model OWNER/NAME` served from a Hugging Face cache, without network.
 @Suite struct HubCacheServerTests {
     @Test func aHubIdInTheCacheIsServed() async throws {
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-cache-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: cache) }
+        let scratch = try ScratchDirectory("cache")
+        defer { scratch.remove() }
+        let cache = scratch.url
         let commit = "fedcba9876543210fedcba9876543210fedcba98"
         let repository = cache.appendingPathComponent("models--BAAI--bge-m3")
         let snapshot = repository.appendingPathComponent("snapshots/\(commit)")
         try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: repository.appendingPathComponent("refs"), withIntermediateDirectories: true)
         try commit.write(to: repository.appendingPathComponent("refs/main"), atomically: true, encoding: .utf8)
-        let fixture = BGEM3Process.fixture("tiny-bge-m3")
+        let fixture = RepositoryFixtures.tinyModel.path
         for name in try FileManager.default.contentsOfDirectory(atPath: fixture) {
             try FileManager.default.createSymbolicLink(atPath: snapshot.appendingPathComponent(name).path, withDestinationPath: fixture + "/" + name)
         }

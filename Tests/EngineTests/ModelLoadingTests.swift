@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import TestSupport
 import Testing
 
 /// Bad model directories fail with an error naming the file and the problem, never a crash.
@@ -93,9 +94,9 @@ import Testing
         for (tensor, entry) in cases {
             let header = #"{"\#(tensor)":\#(entry)}"#
             let bytes = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) } + Array(header.utf8) + [UInt8](repeating: 0, count: 16)
-            let path = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-overflow-\(UUID().uuidString).safetensors")
-            try Data(bytes).write(to: path)
-            defer { try? FileManager.default.removeItem(at: path) }
+            let scratch = try ScratchDirectory("overflow")
+            defer { scratch.remove() }
+            let path = URL(fileURLWithPath: try scratch.write(bytes, as: "model.safetensors"))
             do {
                 _ = try SafetensorsFile(path: path.path)
                 Issue.record("\(tensor): expected .malformed")
@@ -118,11 +119,11 @@ import Testing
     }
 
     @Test func picklesWithForeignGlobalsAreRefused() throws {
-        var pickle = TorchPickle(protocol: 2)
+        var pickle = PickleWriter(protocol: 2)
         pickle.global("os", "system")
         pickle.text("echo this must never run")
-        pickle.op(0x85, 0x52, 0x2E) // TUPLE1, REDUCE, STOP
-        let archive = TorchZip.archive([.init(name: "sparse_linear/data.pkl", data: pickle.bytes)])
+        pickle.op(.tuple1, .reduce, .stop)
+        let archive = ZipWriter.archive([.init(name: "sparse_linear/data.pkl", data: pickle.bytes)])
         let directory = try model(replacing: "sparse_linear.pt", with: archive)
         defer { try? FileManager.default.removeItem(at: directory) }
         guard case .forbiddenPickle(let file, let reason) = loadError(directory) else {
@@ -164,10 +165,11 @@ import Testing
     }
 
     @Test func headsWithTheWrongShape() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-head-\(UUID().uuidString).pt")
+        let scratch = try ScratchDirectory("head")
+        defer { scratch.remove() }
+        let path = scratch.url("sparse_linear.pt")
         try PyTorchWriter.write([("weight", [2, 64], [Float](repeating: 0, count: 128)), ("bias", [2], [0, 0])], to: path)
         let bytes = Array(try Data(contentsOf: path))
-        try? FileManager.default.removeItem(at: path)
         let directory = try model(replacing: "sparse_linear.pt", with: bytes)
         defer { try? FileManager.default.removeItem(at: directory) }
         guard case .wrongShape(let tensor, let expected, let found) = loadError(directory) else {

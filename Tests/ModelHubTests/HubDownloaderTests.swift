@@ -4,14 +4,14 @@ import HTTPTypes
 import Hummingbird
 import ModelHub
 import Synchronization
+import TestSupport
 import Testing
 
 /// Downloads from a local server that answers like the Hugging Face hub (model info API,
 /// `resolve` URLs with `X-Linked-*` headers, range requests with `Content-Range`), with faults on
 /// demand.
 @Suite(.serialized) struct HubDownloaderTests {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/tiny-bge-m3")
+    static let fixture = RepositoryFixtures.tinyModel
     static let commit = "abcdef0123456789abcdef0123456789abcdef01"
     static let lfs: Set<String> = ["model.safetensors", "pytorch_model.bin", "sparse_linear.pt", "colbert_linear.pt"]
     static let neededFiles = ["config.json", "tokenizer.json", "model.safetensors", "sparse_linear.pt", "colbert_linear.pt"]
@@ -208,7 +208,7 @@ import Testing
     }
 
     func temporaryCache() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-download-\(UUID().uuidString)")
+        ScratchDirectory.unusedPath("download")
     }
 
     func repositoryFolder(_ cache: URL) -> URL { cache.appendingPathComponent("models--BAAI--bge-m3") }

@@ -1,16 +1,16 @@
 import Foundation
 import ModelHub
+import TestSupport
 import Testing
 
 /// Finding a model: a directory, or a hub id in a Hugging Face cache laid out like `huggingface_hub`'s.
 @Suite struct ModelLocatorTests {
-    let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/tiny-bge-m3")
+    let fixture = RepositoryFixtures.tinyModel
     static let neededFiles = ["config.json", "tokenizer.json", "model.safetensors", "sparse_linear.pt", "colbert_linear.pt"]
 
     /// A cache with `models--BAAI--bge-m3`: refs/main → a commit whose snapshot links to blobs.
     func makeCache() throws -> (URL, String) {
-        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-hub-\(UUID().uuidString)")
+        let cache = ScratchDirectory.unusedPath("hub")
         let repository = cache.appendingPathComponent("models--BAAI--bge-m3")
         let commit = "0123456789abcdef0123456789abcdef01234567"
         let snapshot = repository.appendingPathComponent("snapshots/\(commit)")

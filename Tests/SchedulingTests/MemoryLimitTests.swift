@@ -1,12 +1,13 @@
 import Foundation
 import Scheduling
+import TestSupport
 import Testing
 
 /// Memory limit detection from fixture files laid out like cgroup v1 and v2 mounts.
 @Suite struct MemoryLimitTests {
-    /// A scratch directory with the given files (relative path → contents).
+    /// A scratch directory with the given files (relative path → contents); the caller removes it.
     func fixture(_ files: [String: String]) throws -> URL {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-cgroup-\(UUID().uuidString)")
+        let root = try ScratchDirectory("cgroup").url
         for (path, contents) in files {
             let url = root.appendingPathComponent(path)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -2,20 +2,21 @@ import Engine
 import Foundation
 import Scheduling
 import Synchronization
+import TestSupport
 import XCTest
 
 /// The probe cache: fingerprints of model files and settings, and a JSON file per fingerprint that
 /// must survive corrupt contents and concurrent writers.
 final class ProbeCacheTests: XCTestCase {
-    private var scratch: URL!
+    private var scratchDirectory: ScratchDirectory!
+    private var scratch: URL { scratchDirectory.url }
 
     override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-probe-cache-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        scratchDirectory = try ScratchDirectory("probe-cache")
     }
 
     override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
+        scratchDirectory.remove()
     }
 
     // MARK: - Helpers

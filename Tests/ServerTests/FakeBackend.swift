@@ -6,6 +6,7 @@ import Logging
 import Scheduling
 import Server
 import Synchronization
+import TestSupport
 import Tokenizer
 
 /// An ``InferenceBackend`` that answers at once with outputs made from the token ids, and records
@@ -57,8 +58,7 @@ final class FakeBackend: InferenceBackend, Sendable {
 /// The server's router over the tiny model's tokenizer and a ``FakeBackend``, tested in-process
 /// with Hummingbird's `.router` framework (no sockets, no engine).
 struct RouterFixture {
-    static let tinyModel = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/tiny-bge-m3")
+    static let tinyModel = RepositoryFixtures.tinyModel
     static let model: Result<BGEM3Model, any Error> = Result { try BGEM3Model(directory: tinyModel, threads: 1) }
 
     let backend: FakeBackend

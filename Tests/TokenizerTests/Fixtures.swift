@@ -1,35 +1,16 @@
 import Foundation
+import TestSupport
 import Testing
 import Tokenizer
 
-/// Where test data lives: the project's own small fixtures, and the shared fixtures (the 17 MB
-/// real XLM-R tokenizer) found through `BGE_M3_FIXTURES`, which `scripts/test.sh` sets.
+/// The tokenizers and golden files of the tokenizer suites (``RepositoryFixtures`` says where they are).
 enum Fixtures {
-    static let projectDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
-
     static func project(_ path: String) -> URL {
-        projectDirectory.appendingPathComponent(path)
+        RepositoryFixtures.url(path)
     }
-
-    /// The real XLM-R `tokenizer.json`. A test that needs it fails, loudly, when it is missing.
-    static func realTokenizerURL() throws -> URL {
-        guard let root = ProcessInfo.processInfo.environment["BGE_M3_FIXTURES"], !root.isEmpty else {
-            Issue.record("BGE_M3_FIXTURES is not set: it must name the shared fixtures directory (scripts/test.sh sets it to ../shared/fixtures). This test needs the real 250,002-piece XLM-R tokenizer.")
-            throw FixtureMissing()
-        }
-        let url = URL(fileURLWithPath: root).appendingPathComponent("xlmr-tokenizer/tokenizer.json")
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            Issue.record("BGE_M3_FIXTURES=\(root) has no xlmr-tokenizer/tokenizer.json")
-            throw FixtureMissing()
-        }
-        return url
-    }
-
-    struct FixtureMissing: Error {}
 
     static let realTokenizer: Result<UnigramTokenizer, any Error> = Result {
-        try UnigramTokenizer(contentsOf: try realTokenizerURL())
+        try UnigramTokenizer(contentsOf: try RepositoryFixtures.xlmrTokenizer())
     }
 
     static let tinyTokenizer: Result<UnigramTokenizer, any Error> = Result {

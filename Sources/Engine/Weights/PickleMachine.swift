@@ -157,113 +157,114 @@ struct PickleMachine {
     mutating func run() throws(WeightLoadError) -> PickleValue {
         while true {
             opcodeStart = position
-            let opcode = try readByte()
+            let byte = try readByte()
+            guard let opcode = PickleOpcode(rawValue: byte) else {
+                throw forbidden("opcode 0x\(String(byte, radix: 16, uppercase: false))\(printable(byte)) is not supported")
+            }
             switch opcode {
-            case 0x80: // PROTO
+            case .proto:
                 let version = try readByte()
                 guard version <= 5 else { throw malformed("pickle protocol \(version) is not supported") }
-            case 0x95: // FRAME: framing only helps streaming readers; the whole pickle is in memory.
+            case .frame: // framing only helps streaming readers; the whole pickle is in memory.
                 let length = try readUInt64()
                 guard length <= UInt64(bytes.count - position) else { throw malformed("a frame of \(length) bytes runs past the end") }
-            case 0x2E: // STOP
+            case .stop:
                 return try pop()
-            case 0x28: // MARK
+            case .mark:
                 guard marks.count < Self.maximumMarkDepth else { throw malformed("MARKs nest deeper than \(Self.maximumMarkDepth)") }
                 marks.append(stack.count)
-            case 0x7D: // EMPTY_DICT
+            case .emptyDict:
                 try push(newDict(PickleDictionary()))
-            case 0x5D: // EMPTY_LIST
+            case .emptyList:
                 try push(newList([]))
-            case 0x29: // EMPTY_TUPLE
+            case .emptyTuple:
                 try push(newTuple([]))
-            case 0x74: // TUPLE
+            case .tuple:
                 try push(newTuple(try popToMark()))
-            case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
-                let count = Int(opcode - 0x84)
+            case .tuple1, .tuple2, .tuple3:
+                let count = Int(opcode.rawValue - PickleOpcode.tuple1.rawValue) + 1
                 guard stack.count - (marks.last ?? 0) >= count else { throw malformed("stack underflow building a \(count)-tuple") }
                 let items = Array(stack.suffix(count))
                 stack.removeLast(count)
                 try push(newTuple(items))
-            case 0x58: // BINUNICODE
+            case .binUnicode:
                 try push(.string(try readString(length: Int(try readUInt32()))))
-            case 0x8C: // SHORT_BINUNICODE
+            case .shortBinUnicode:
                 try push(.string(try readString(length: Int(try readByte()))))
-            case 0x8D: // BINUNICODE8
+            case .binUnicode8:
                 try push(.string(try readString(length: try lengthFromUInt64(try readUInt64()))))
-            case 0x54: // BINSTRING: Python 2 str, decoded as UTF-8 as torch.load does
+            case .binString: // Python 2 str, decoded as UTF-8 as torch.load does
                 let length = Int(Int32(bitPattern: try readUInt32()))
                 guard length >= 0 else { throw malformed("BINSTRING has negative length \(length)") }
                 try push(.string(try readString(length: length)))
-            case 0x55: // SHORT_BINSTRING
+            case .shortBinString:
                 try push(.string(try readString(length: Int(try readByte()))))
-            case 0x4A: // BININT
+            case .binInt:
                 try push(.int(Int(Int32(bitPattern: try readUInt32()))))
-            case 0x4B: // BININT1
+            case .binInt1:
                 try push(.int(Int(try readByte())))
-            case 0x4D: // BININT2
+            case .binInt2:
                 try push(.int(Int(try readUInt16())))
-            case 0x8A: // LONG1
+            case .long1:
                 try push(.int(try readLong(length: Int(try readByte()))))
-            case 0x4E: // NONE
+            case .none:
                 try push(.none)
-            case 0x88: // NEWTRUE
+            case .newTrue:
                 try push(.bool(true))
-            case 0x89: // NEWFALSE
+            case .newFalse:
                 try push(.bool(false))
-            case 0x47: // BINFLOAT, big-endian unlike everything else
+            case .binFloat: // big-endian unlike everything else
                 try push(.float(Double(bitPattern: UInt64(bigEndian: try readRaw(UInt64.self)))))
-            case 0x71: // BINPUT
+            case .binPut:
                 try memoize(try top(), at: Int(try readByte()))
-            case 0x72: // LONG_BINPUT
+            case .longBinPut:
                 try memoize(try top(), at: Int(try readUInt32()))
-            case 0x94: // MEMOIZE
+            case .memoize:
                 try memoize(try top(), at: memo.count)
-            case 0x68: // BINGET
+            case .binGet:
                 try push(try recall(Int(try readByte())))
-            case 0x6A: // LONG_BINGET
+            case .longBinGet:
                 try push(try recall(Int(try readUInt32())))
-            case 0x63: // GLOBAL
+            case .global:
                 let module = try readLine()
                 let name = try readLine()
                 try push(.global(try resolve(module: module, name: name)))
-            case 0x93: // STACK_GLOBAL
+            case .stackGlobal:
                 let name = try pop()
                 let module = try pop()
                 guard case .string(let nameText) = name, case .string(let moduleText) = module else {
                     throw malformed("STACK_GLOBAL needs two strings, found \(module.kindName) and \(name.kindName)")
                 }
                 try push(.global(try resolve(module: moduleText, name: nameText)))
-            case 0x51: // BINPERSID
+            case .binPersistentID:
                 try push(try loadPersistent(try pop()))
-            case 0x52: // REDUCE
+            case .reduce:
                 let arguments = try pop()
                 let callable = try pop()
                 try push(try reduce(callable, arguments))
-            case 0x62: // BUILD
+            case .build:
                 let state = try pop()
                 try build(try top(), state: state)
-            case 0x73: // SETITEM
+            case .setItem:
                 let value = try pop()
                 let key = try pop()
                 try setItems(on: try top(), [key, value])
-            case 0x75: // SETITEMS
+            case .setItems:
                 let items = try popToMark()
                 try setItems(on: try top(), items)
-            case 0x61: // APPEND
+            case .append:
                 let value = try pop()
                 try append(to: try top(), [value])
-            case 0x65: // APPENDS
+            case .appends:
                 let items = try popToMark()
                 try append(to: try top(), items)
-            case 0x64: // DICT
+            case .dict:
                 let items = try popToMark()
                 let dict = newDict(PickleDictionary())
                 try setItems(on: dict, items)
                 try push(dict)
-            case 0x6C: // LIST
+            case .list:
                 try push(newList(try popToMark()))
-            default:
-                throw forbidden("opcode 0x\(String(opcode, radix: 16, uppercase: false))\(printable(opcode)) is not supported")
             }
         }
     }

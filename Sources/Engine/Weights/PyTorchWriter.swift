@@ -1,153 +1,118 @@
 import Foundation
 
-/// Writes a state dict of f32 tensors in PyTorch's `torch.save` format: an uncompressed zip with
-/// `<name>/data.pkl` (a protocol-2 pickle of an `OrderedDict` of `_rebuild_tensor_v2` calls), one
-/// storage file per tensor under `<name>/data/`, and `byteorder` and `version` records.
+/// Writes state dicts in PyTorch's `torch.save` format: a zip of stored entries holding
+/// `<archive>/data.pkl` (an `OrderedDict` of `_rebuild_tensor_v2` calls, with the `_metadata`
+/// attribute `torch.save` adds), one storage per key under `<archive>/data/`, and the
+/// `.format_version`, `byteorder` and `version` records.
 ///
-/// Used to write the BGE-M3 heads (`sparse_linear.pt`, `colbert_linear.pt`) of synthetic models.
+/// `bgem3 synth` writes the BGE-M3 heads (`sparse_linear.pt`, `colbert_linear.pt`) with
+/// ``write(_:to:)``; the loader's tests build hostile checkpoints from ``statePickle(_:protocol:)``
+/// and ``archive(pickle:storages:byteOrder:zip64:comment:)``.
 public enum PyTorchWriter {
+    /// One entry of a state dict: a strided view into a storage.
+    public struct TensorRecord: Sendable {
+        public var name: String
+        /// The storage's entry under `data/`.
+        public var storageKey: String
+        /// The `torch` storage class, such as `FloatStorage`.
+        public var storageType: String
+        public var storageElements: Int
+        /// Offset of the first element in the storage, in elements.
+        public var offset: Int
+        public var shape: [Int]
+        public var strides: [Int]
+        /// Wrapped in `torch._utils._rebuild_parameter`, as pickling an `nn.Parameter` does.
+        public var parameter: Bool
+
+        public init(name: String, storageKey: String, storageType: String = "FloatStorage", storageElements: Int,
+                    offset: Int = 0, shape: [Int], strides: [Int], parameter: Bool = false) {
+            self.name = name
+            self.storageKey = storageKey
+            self.storageType = storageType
+            self.storageElements = storageElements
+            self.offset = offset
+            self.shape = shape
+            self.strides = strides
+            self.parameter = parameter
+        }
+
+        /// A row-major tensor filling its own storage.
+        public static func contiguous(_ name: String, storageKey: String, shape: [Int]) -> TensorRecord {
+            var strides = [Int](repeating: 1, count: shape.count)
+            for dimension in shape.indices.dropLast().reversed() { strides[dimension] = strides[dimension + 1] * shape[dimension + 1] }
+            return TensorRecord(name: name, storageKey: storageKey, storageElements: shape.reduce(1, *), shape: shape, strides: strides)
+        }
+    }
+
+    /// Writes f32 tensors, each in its own storage, as `torch.save(state_dict, url)` would.
     public static func write(_ tensors: [(name: String, shape: [Int], values: [Float])], to url: URL) throws {
-        let archive = url.deletingPathExtension().lastPathComponent
-        var pickle = Pickle()
-        pickle.protocol2()
+        let records = tensors.enumerated().map { index, tensor in
+            TensorRecord.contiguous(tensor.name, storageKey: String(index), shape: tensor.shape)
+        }
+        var storages: [String: [UInt8]] = [:]
+        for (index, tensor) in tensors.enumerated() {
+            storages[String(index)] = tensor.values.withUnsafeBytes { Array($0) }
+        }
+        let archive = archive(pickle: statePickle(records, protocol: 2), storages: storages,
+                              name: url.deletingPathExtension().lastPathComponent)
+        try Data(archive).write(to: url)
+    }
+
+    /// The pickle `torch.save` writes for a state dict at this protocol.
+    public static func statePickle(_ tensors: [TensorRecord], protocol version: UInt8 = 2) -> [UInt8] {
+        var pickle = PickleWriter(protocol: version)
         pickle.global("collections", "OrderedDict")
-        pickle.emptyTuple()
-        pickle.reduce()
-        pickle.mark()
-        for (index, tensor) in tensors.enumerated() {
-            pickle.unicode(tensor.name)
+        let orderedDict = pickle.memoize()
+        pickle.op(.emptyTuple, .reduce)
+        pickle.memoize()
+        if !tensors.isEmpty { pickle.op(.mark) }
+        for tensor in tensors {
+            pickle.text(tensor.name)
+            pickle.memoize()
+            if tensor.parameter { pickle.global("torch._utils", "_rebuild_parameter") }
             pickle.global("torch._utils", "_rebuild_tensor_v2")
-            pickle.mark()
-            // Persistent id: ('storage', torch.FloatStorage, key, 'cpu', element count)
-            pickle.mark()
-            pickle.unicode("storage")
-            pickle.global("torch", "FloatStorage")
-            pickle.unicode(String(index))
-            pickle.unicode("cpu")
-            pickle.int(tensor.values.count)
-            pickle.tuple()
-            pickle.persistentID()
-            pickle.int(0)
-            pickle.mark()
-            for dimension in tensor.shape { pickle.int(dimension) }
-            pickle.tuple()
-            pickle.mark()
-            var stride = 1
-            var strides: [Int] = []
-            for dimension in tensor.shape.reversed() {
-                strides.insert(stride, at: 0)
-                stride *= dimension
+            // The arguments, starting with the persistent id ('storage', type, key, 'cpu', numel).
+            pickle.op(.mark, .mark)
+            pickle.text("storage")
+            pickle.global("torch", tensor.storageType)
+            pickle.text(tensor.storageKey)
+            pickle.text("cpu")
+            pickle.int(tensor.storageElements)
+            pickle.op(.tuple, .binPersistentID)
+            pickle.int(tensor.offset)
+            pickle.tuple(tensor.shape)
+            pickle.tuple(tensor.strides)
+            pickle.bool(false) // requires_grad
+            pickle.get(orderedDict) // backward hooks: OrderedDict()
+            pickle.op(.emptyTuple, .reduce, .tuple, .reduce)
+            if tensor.parameter {
+                pickle.bool(false) // requires_grad
+                pickle.get(orderedDict)
+                pickle.op(.emptyTuple, .reduce, .tuple3, .reduce)
             }
-            for s in strides { pickle.int(s) }
-            pickle.tuple()
-            pickle.bool(false)
-            pickle.global("collections", "OrderedDict")
-            pickle.emptyTuple()
-            pickle.reduce()
-            pickle.tuple()
-            pickle.reduce()
         }
-        pickle.setItems()
-        pickle.stop()
+        if !tensors.isEmpty { pickle.op(.setItems) }
+        // state_dict._metadata = OrderedDict(), set through BUILD with a state dict.
+        pickle.op(.emptyDict)
+        pickle.text("_metadata")
+        pickle.get(orderedDict)
+        pickle.op(.emptyTuple, .reduce, .setItem, .build, .stop)
+        return pickle.framed()
+    }
 
-        var zip = StoredZipWriter()
-        zip.add("\(archive)/data.pkl", pickle.bytes)
-        zip.add("\(archive)/byteorder", Array("little".utf8))
-        for (index, tensor) in tensors.enumerated() {
-            zip.add("\(archive)/data/\(index)", tensor.values.withUnsafeBytes { Array($0) })
+    /// The archive around a pickle, laid out as `torch.save` lays it out.
+    /// - Parameter name: the archive's folder (`torch.save` uses the file's stem).
+    public static func archive(pickle: [UInt8], storages: [String: [UInt8]] = [:], byteOrder: String = "little",
+                               zip64: Bool = false, comment: [UInt8] = [], name: String = "archive") -> [UInt8] {
+        var entries: [ZipWriter.Entry] = [
+            .init(name: "\(name)/data.pkl", data: pickle),
+            .init(name: "\(name)/.format_version", data: Array("1".utf8)),
+            .init(name: "\(name)/byteorder", data: Array(byteOrder.utf8)),
+        ]
+        for key in storages.keys.sorted() {
+            entries.append(.init(name: "\(name)/data/\(key)", data: storages[key] ?? []))
         }
-        zip.add("\(archive)/version", Array("3\n".utf8))
-        try Data(zip.finish()).write(to: url)
-    }
-}
-
-/// The few pickle opcodes a state dict needs.
-private struct Pickle {
-    var bytes: [UInt8] = []
-
-    mutating func protocol2() { bytes += [0x80, 2] }
-    mutating func mark() { bytes.append(0x28) }
-    mutating func stop() { bytes.append(0x2E) }
-    mutating func tuple() { bytes.append(0x74) }
-    mutating func emptyTuple() { bytes.append(0x29) }
-    mutating func reduce() { bytes.append(0x52) }
-    mutating func setItems() { bytes.append(0x75) }
-    mutating func persistentID() { bytes.append(0x51) }
-    mutating func bool(_ value: Bool) { bytes.append(value ? 0x88 : 0x89) }
-
-    mutating func global(_ module: String, _ name: String) {
-        bytes.append(0x63)
-        bytes += Array(module.utf8) + [0x0A] + Array(name.utf8) + [0x0A]
-    }
-
-    mutating func unicode(_ string: String) {
-        let utf8 = Array(string.utf8)
-        bytes.append(0x58)
-        bytes += littleEndian(UInt32(utf8.count))
-        bytes += utf8
-    }
-
-    mutating func int(_ value: Int) {
-        if value >= 0 && value < 256 {
-            bytes += [0x4B, UInt8(value)]
-        } else {
-            bytes.append(0x4A)
-            bytes += littleEndian(UInt32(bitPattern: Int32(value)))
-        }
-    }
-}
-
-private func littleEndian(_ value: UInt32) -> [UInt8] {
-    [UInt8(value & 0xFF), UInt8((value >> 8) & 0xFF), UInt8((value >> 16) & 0xFF), UInt8(value >> 24)]
-}
-
-private func littleEndian(_ value: UInt16) -> [UInt8] {
-    [UInt8(value & 0xFF), UInt8(value >> 8)]
-}
-
-/// An uncompressed ("stored") zip archive built in memory (small files only: the heads).
-private struct StoredZipWriter {
-    private var data: [UInt8] = []
-    private var central: [UInt8] = []
-    private var count: UInt16 = 0
-
-    mutating func add(_ name: String, _ contents: [UInt8]) {
-        let nameBytes = Array(name.utf8)
-        let crc = CRC32.checksum(contents)
-        let offset = UInt32(data.count)
-        // PyTorch aligns storages to 64 bytes with an extra field; readers do not require it.
-        data += littleEndian(UInt32(0x0403_4B50)) + littleEndian(UInt16(20)) + littleEndian(UInt16(0)) + littleEndian(UInt16(0))
-        data += littleEndian(UInt16(0)) + littleEndian(UInt16(0)) + littleEndian(crc)
-        data += littleEndian(UInt32(contents.count)) + littleEndian(UInt32(contents.count))
-        data += littleEndian(UInt16(nameBytes.count)) + littleEndian(UInt16(0)) + nameBytes + contents
-        central += littleEndian(UInt32(0x0201_4B50)) + littleEndian(UInt16(20)) + littleEndian(UInt16(20)) + littleEndian(UInt16(0))
-        central += littleEndian(UInt16(0)) + littleEndian(UInt16(0)) + littleEndian(UInt16(0)) + littleEndian(crc)
-        central += littleEndian(UInt32(contents.count)) + littleEndian(UInt32(contents.count)) + littleEndian(UInt16(nameBytes.count))
-        central += littleEndian(UInt16(0)) + littleEndian(UInt16(0)) + littleEndian(UInt16(0)) + littleEndian(UInt16(0))
-        central += littleEndian(UInt32(0)) + littleEndian(offset) + nameBytes
-        count += 1
-    }
-
-    mutating func finish() -> [UInt8] {
-        let centralOffset = UInt32(data.count)
-        var out = data + central
-        out += littleEndian(UInt32(0x0605_4B50)) + littleEndian(UInt16(0)) + littleEndian(UInt16(0))
-        out += littleEndian(count) + littleEndian(count) + littleEndian(UInt32(central.count)) + littleEndian(centralOffset) + littleEndian(UInt16(0))
-        return out
-    }
-}
-
-/// CRC-32 (IEEE), as zip records it.
-enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { n in
-        var c = UInt32(n)
-        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
+        entries.append(.init(name: "\(name)/version", data: Array("3\n".utf8)))
+        return ZipWriter.archive(entries, zip64: zip64, comment: comment)
     }
 }

@@ -2,12 +2,11 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
 
 /// A real `bgem3 serve` process on a loopback port chosen by the system, for end-to-end tests.
-final class ServerProcess: @unchecked Sendable {
-    let process = Process()
-    let port: Int
+public final class ServerProcess: @unchecked Sendable {
+    public let process = Process()
+    public let port: Int
     private let errors = Pipe()
     private let log = LockedData()
 
@@ -16,9 +15,9 @@ final class ServerProcess: @unchecked Sendable {
     ///   - replacingModel: `extra` gives its own `--model`.
     ///   - unprivileged: run as `nobody` when the tests run as root (through `setpriv`), for tests
     ///     of permissions, which root would bypass.
-    init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:], unprivileged: Bool = false) throws {
+    public init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:], unprivileged: Bool = false) throws {
         let binary = try BGEM3Process.binary()
-        let model = replacingModel ? [] : ["--model", BGEM3Process.fixture("tiny-bge-m3")]
+        let model = replacingModel ? [] : ["--model", RepositoryFixtures.tinyModel.path]
         // fp32 unless a test asks otherwise: the end-to-end tests check parity with the reference.
         let precision = extra.contains("--precision") ? [] : ["--precision", "fp32"]
         let arguments = ["serve"] + model + ["--bind", "127.0.0.1:0", "--threads", "2"] + precision + extra
@@ -31,7 +30,7 @@ final class ServerProcess: @unchecked Sendable {
         }
         var env = ProcessInfo.processInfo.environment
         // Probe fits go to a scratch cache unless a test names one (never the user's ~/.cache).
-        env["BGE_M3_PROBE_CACHE_DIR"] = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)").path
+        env["BGE_M3_PROBE_CACHE_DIR"] = ScratchDirectory.unusedPath("test-probe").path
         // Stop at once on SIGTERM unless a test measures the drain.
         env["BGE_M3_DRAIN_SECS"] = "0"
         for (key, value) in environment { env[key] = value }
@@ -54,8 +53,7 @@ final class ServerProcess: @unchecked Sendable {
         }
         guard let found else {
             process.terminate()
-            Issue.record("the server did not start: \(text)")
-            throw CancellationError()
+            throw TestSupportError("the server did not start: \(text)")
         }
         port = found
         let handle = errors.fileHandleForReading
@@ -67,12 +65,12 @@ final class ServerProcess: @unchecked Sendable {
         }
     }
 
-    var output: String { String(decoding: log.value, as: UTF8.self) }
+    public var output: String { String(decoding: log.value, as: UTF8.self) }
 
-    func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)\(path)")! }
+    public func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)\(path)")! }
 
     /// Sends a request and returns the status, headers and body.
-    func request(_ path: String, method: String = "GET", body: Data? = nil, contentType: String? = "application/json",
+    public func request(_ path: String, method: String = "GET", body: Data? = nil, contentType: String? = "application/json",
                  headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: Data) {
         var request = URLRequest(url: url(path))
         request.httpMethod = method
@@ -87,21 +85,21 @@ final class ServerProcess: @unchecked Sendable {
         return (http.statusCode, fields, data)
     }
 
-    func post(_ path: String, json: String, headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: Data) {
+    public func post(_ path: String, json: String, headers: [String: String] = [:]) async throws -> (status: Int, headers: [String: String], body: Data) {
         try await request(path, method: "POST", body: Data(json.utf8), headers: headers)
     }
 
-    /// Waits for `/ready`.
-    func waitUntilReady() async throws {
+    /// Waits for `/ready` (15 s).
+    public func waitUntilReady() async throws {
         for _ in 0..<300 {
             if let (status, _, _) = try? await request("/ready"), status == 200 { return }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        Issue.record("the server never became ready: \(output)")
+        throw TestSupportError("the server never became ready: \(output)")
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         if process.isRunning { process.interrupt(); kill(process.processIdentifier, SIGTERM) }
         process.waitUntilExit()
         errors.fileHandleForReading.readabilityHandler = nil
@@ -114,5 +112,5 @@ final class ServerProcess: @unchecked Sendable {
 }
 
 extension LockedData {
-    func append(_ more: Data) { set(value + more) }
+    public func append(_ more: Data) { set(value + more) }
 }

@@ -1,48 +1,38 @@
 import Foundation
-import Testing
 
 /// Runs the real `bgem3` executable, as a user would.
 ///
 /// The binary is `BGEM3_BINARY` when set (scripts/test.sh sets it), else the one this package
 /// built next to the tests.
-struct BGEM3Process {
-    struct Output {
-        var status: Int32
-        var standardOutput: String
-        var standardError: String
-        var terminatedBySignal: Bool
+public struct BGEM3Process {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var standardOutput: String
+        public var standardError: String
+        public var terminatedBySignal: Bool
     }
 
-    static let packageDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static func binary() throws -> URL {
+    public static func binary() throws -> URL {
         if let path = ProcessInfo.processInfo.environment["BGEM3_BINARY"], !path.isEmpty {
             return URL(fileURLWithPath: path)
         }
         for configuration in ["release", "debug"] {
-            let url = packageDirectory.appendingPathComponent(".build/\(configuration)/bgem3")
+            let url = RepositoryFixtures.packageDirectory.appendingPathComponent(".build/\(configuration)/bgem3")
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        Issue.record("no bgem3 binary: set BGEM3_BINARY or run `swift build` first")
-        throw CancellationError()
+        throw TestSupportError("no bgem3 binary: set BGEM3_BINARY or run `swift build` first")
     }
 
-    static func fixture(_ path: String) -> String {
-        packageDirectory.appendingPathComponent("Tests/Fixtures").appendingPathComponent(path).path
-    }
-
-    /// Runs `bgem3 arguments…` with `input` on standard input.
-    static let scratchProbeCache = FileManager.default.temporaryDirectory.appendingPathComponent("bgem3-test-probe-\(UUID().uuidString)")
+    /// Probe fits (embed and serve measure on first use) go to one scratch cache for the test run,
+    /// never the user's ~/.cache.
+    public static let scratchProbeCache = ScratchDirectory.unusedPath("test-probe")
 
     /// Runs the binary to its end; one still running after `timeout` seconds (a server that should
     /// have refused to start) is stopped, and its output says so.
-    static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:], timeout: Double = 600) throws -> Output {
+    public static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:], timeout: Double = 600) throws -> Output {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments
-        // Probe fits (embed and serve measure on first use) go to one scratch cache for the test
-        // run, never the user's ~/.cache.
         process.environment = ProcessInfo.processInfo.environment.merging(["BGE_M3_PROBE_CACHE_DIR": scratchProbeCache.path]) { $1 }
             .merging(environment) { $1 }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
@@ -76,11 +66,13 @@ struct BGEM3Process {
 }
 
 /// A value written once by another thread.
-final class LockedData: @unchecked Sendable {
+public final class LockedData: @unchecked Sendable {
+    public init() {}
+
     private let lock = NSLock()
     private var data: Data?
 
-    func set(_ value: Data) { lock.withLock { data = value } }
-    var isSet: Bool { lock.withLock { data != nil } }
-    var value: Data { lock.withLock { data ?? Data() } }
+    public func set(_ value: Data) { lock.withLock { data = value } }
+    public var isSet: Bool { lock.withLock { data != nil } }
+    public var value: Data { lock.withLock { data ?? Data() } }
 }
