@@ -4,7 +4,7 @@ import Tokenizer
 
 /// Hard inputs (white space, lone combining marks, controls, NUL, emoji sequences, full-width and
 /// compatibility forms, added tokens inside text, random code points), expected values from
-/// Hugging Face `tokenizers` 0.22.1 (scripts/make_tokenizer_goldens.py).
+/// Hugging Face `tokenizers` 0.22.1 (Tests/Fixtures/golden/make_tokenizer_goldens.py).
 @Suite struct AdversarialTokenizerTests {
     struct Document: Decodable {
         let tokenizers: [String: [GoldenCase]]

@@ -21,7 +21,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import log, sentence, token_text
+from loadkit import log, sentence, token_text
 from limited import LimitedServer
 
 def burst(server, long_texts, short_texts):

@@ -16,7 +16,7 @@ import socket
 import time
 
 import os
-from common import Server, log, median, sentence, token_text
+from loadkit import Server, log, median, sentence, token_text
 
 
 TRACE = os.environ.get("FAIRNESS_TRACE") == "1"

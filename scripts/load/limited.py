@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from common import Server, log, status_field
+from loadkit import Server, log, status_field
 
 CGROUP_V1 = "/sys/fs/cgroup/memory"
 CGROUP_V2 = "/sys/fs/cgroup"

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 
-from common import Server, log, token_text
+from loadkit import Server, token_text
 
 
 def percentile(values, fraction):

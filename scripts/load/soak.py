@@ -20,7 +20,7 @@ import random
 import threading
 import time
 
-from common import ROOT, Server, log, sentence, status_field, token_text
+from loadkit import ROOT, Server, log, sentence, status_field, token_text
 
 
 def percentile(values, fraction):

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from common import Server, log, token_text
+from loadkit import Server, log, token_text
 from limited import LimitedServer
 
 
@@ -63,16 +63,7 @@ class AttachedServer:
     judged by whoever runs it (the container runtime's OOM record and cgroup peak)."""
 
     def __init__(self, port):
-        server = Server.__new__(Server)
-        server.port = port
-        server.process = self
-        self.server = server
-
-    def poll(self):
-        try:
-            return None if self.server.get("/live")[0] == 200 else 1
-        except OSError:
-            return 1
+        self.server = Server.attach(port)
 
     def __enter__(self):
         memory = self.server.health()["memory"]
@@ -137,7 +128,7 @@ def main():
         for thread in threads:
             thread.join()
         seconds = time.perf_counter() - started
-        alive = server.process.poll() is None
+        alive = server.alive()
         for name, outcome in sorted(outcomes.items()):
             log(f"{name}: {json.dumps(outcome)}")
             status = outcome["status"]

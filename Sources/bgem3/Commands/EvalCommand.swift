@@ -21,7 +21,7 @@ struct EvalCommand: ParsableCommand {
 
             A model without a tokenizer this engine runs (a BERT WordPiece model) needs --token-ids: \
             a JSON file {"query_ids": [[int]], "passage_ids": [[int]]} of the same texts, made for \
-            example by scripts/eval/wordpiece_ids.py.
+            example by Tests/EndToEnd/minilm.py.
             """)
 
     @OptionGroup var modelOptions: ModelOptions

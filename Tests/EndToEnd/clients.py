@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Drives a real `bgem3 serve` with the real client packages people already run (versions pinned in
-scripts/clients-requirements.txt) and checks that every one gets the same answer as bgem3's own routes.
+Tests/EndToEnd/clients-requirements.txt) and checks that every one gets the same answer as bgem3's own routes.
 
-Usage: clients_check.py BGEM3_BINARY MODEL_DIR
+Usage: clients.py BGEM3_BINARY MODEL_DIR
 Prints one line per check and "clients: N passed, N failed"; exits 1 on any failure.
 
 The same text must get the same dense vector through every route and client (max |difference|
@@ -13,18 +13,14 @@ names check_embedding_ctx_length (never embed them as XLM-R ids). tiktoken's BPE
 from a host this machine cannot reach, so a stand-in encoder takes its place; the request LangChain
 builds from it (token ids through the openai client) is what reaches the server.
 """
-import json, re, subprocess, sys, time, urllib.request
+import json, urllib.request
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from bgem3server import Server  # noqa: E402
 
 binary, model_dir = sys.argv[1:3]
-server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0", "--precision", "fp32",
-                           "--probe-cache-dir", "/tmp/bgem3-clients-probe"], stderr=subprocess.PIPE, text=True)
-port = None
-deadline = time.time() + 60
-while port is None and time.time() < deadline:
-    match = re.search(r"listening.*:(\d+)", server.stderr.readline())
-    if match:
-        port = int(match.group(1))
-base = f"http://127.0.0.1:{port}"
+server = Server(model_dir, binary=binary, args=["--precision", "fp32"])
+base = server.base_url
 
 passed = failed = 0
 def check(name, ok, detail=""):
@@ -55,13 +51,7 @@ def attempt(name, function):
 
 
 try:
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/ready", timeout=5) as response:
-                if response.status == 200:
-                    break
-        except Exception:
-            time.sleep(0.1)
+    server.wait_ready(timeout=60)
     texts = ["What is BGE M3?", "Defination of BM25"]
     documents = ["BGE M3 is an embedding model supporting dense retrieval, lexical matching and multi-vector interaction.",
                  "BM25 is a bag-of-words retrieval function that ranks a set of documents.",
@@ -178,7 +168,6 @@ try:
                   mine.keys() == theirs.keys() and all(abs(mine[k] - theirs[k]) <= 1e-6 for k in mine))
     attempt("/embed_sparse", tei_sparse)
 finally:
-    server.terminate()
-    server.wait(timeout=30)
+    server.stop(timeout=30)
 print(f"clients: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -101,7 +101,7 @@ def main():
     cases = dict(CASES)
     for i in range(8):
         cases[f"random code points {i}"] = random_codepoints(1000 + i, 24)
-    doc = {"generator": f"tokenizers {tokenizers.__version__}, scripts/make_tokenizer_goldens.py", "tokenizers": {}}
+    doc = {"generator": f"tokenizers {tokenizers.__version__}, Tests/Fixtures/golden/make_tokenizer_goldens.py", "tokenizers": {}}
     for name, path in (("xlmr", xlmr), ("tiny", tiny)):
         tok = Tokenizer.from_file(path)
         rows = []

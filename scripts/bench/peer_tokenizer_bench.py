@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 
 path = sys.argv[1]
 runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
-corpus = os.path.join(os.path.dirname(__file__), "..", "Sources", "bgem3", "Resources", "multilingual-lines.txt")
+corpus = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "bgem3", "Resources", "multilingual-lines.txt")
 lines = [l for l in open(corpus, encoding="utf-8").read().split("\n") if l]
 size = sum(len(l.encode()) for l in lines)
 loads = []

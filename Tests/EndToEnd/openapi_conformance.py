@@ -5,18 +5,16 @@ that every route's real response (and an error response) conforms to the documen
 Usage: openapi_conformance.py BGEM3_BINARY MODEL_DIR
 Prints "openapi: N passed, N failed"; exits 1 on any failure.
 """
-import json, re, subprocess, sys, time, urllib.request, urllib.error
-from jsonschema import Draft202012Validator
-from openapi_spec_validator import validate as validate_spec
+import json, urllib.request, urllib.error
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from bgem3server import Server  # noqa: E402
+from jsonschema import Draft202012Validator  # noqa: E402
+from openapi_spec_validator import validate as validate_spec  # noqa: E402
 
 binary, model_dir = sys.argv[1:3]
-server = subprocess.Popen([binary, "serve", "--model", model_dir, "--bind", "127.0.0.1:0", "--precision", "fp32"], stderr=subprocess.PIPE, text=True)
-port = None
-deadline = time.time() + 30
-while port is None and time.time() < deadline:
-    match = re.search(r"listening.*:(\d+)", server.stderr.readline())
-    if match:
-        port = int(match.group(1))
+server = Server(model_dir, binary=binary, args=["--precision", "fp32"])
+port = server.port
 
 
 def call(method, path, body=None):
@@ -40,10 +38,7 @@ def check(name, ok, detail=""):
         print(f"FAIL {name} {detail}")
 
 try:
-    for _ in range(200):
-        if call("GET", "/ready")[0] == 200:
-            break
-        time.sleep(0.05)
+    server.wait_ready(timeout=60)
     status, _, raw = call("GET", "/openapi.json")
     document = json.loads(raw)
     try:
@@ -105,7 +100,6 @@ try:
         for method in entry:
             check(f"{method.upper()} {path} has a test request", any(p == path and m == method.upper() for m, p, _ in requests) or path == "/openapi.json")
 finally:
-    server.terminate()
-    server.wait(timeout=30)
+    server.stop(timeout=30)
 print(f"openapi: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

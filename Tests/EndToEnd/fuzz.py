@@ -1,6 +1,6 @@
 """Fuzzes a real server: schemathesis over /openapi.json, then random bytes and random Unicode.
 
-Usage: fuzz_check.py BGEM3_BINARY MODEL_DIR [--examples N] [--random N]
+Usage: fuzz.py BGEM3_BINARY MODEL_DIR [--examples N] [--random N]
 
 1. schemathesis (from PyPI) generates requests for every operation of the server's own OpenAPI
    document (its coverage and fuzzing phases) and checks that none gets a 5xx;
@@ -12,34 +12,18 @@ Usage: fuzz_check.py BGEM3_BINARY MODEL_DIR [--examples N] [--random N]
 3. the server must still be alive, /health must say ok, and a normal request must still be right.
 
 Prints the counts (requests tried, failures) and exits 1 on any failure."""
-import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from bgem3server import Server  # noqa: E402
 
 ROUTES = ["/tokenize", "/v1/embeddings", "/v1/m3/embeddings", "/v1/sparse-embeddings", "/v1/embeddings:both", "/v1/score", "/v1/rerank",
           "/embed", "/embed_sparse", "/embed_all", "/rerank", "/v2/rerank", "/decode", "/api/embed", "/api/embeddings", "/embeddings"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(port, path, body, content_type="application/json"):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": content_type} if content_type else {}
-    connection.request("POST", path, body, headers)
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    return response.status, payload
 
 
 def random_string(generator):
@@ -94,24 +78,12 @@ def main():
     binary, model = sys.argv[1], sys.argv[2]
     examples = int(sys.argv[sys.argv.index("--examples") + 1]) if "--examples" in sys.argv else 30
     count = int(sys.argv[sys.argv.index("--random") + 1]) if "--random" in sys.argv else 300
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="bgem3-fuzz-", suffix=".log", delete=False)
-    server = subprocess.Popen([binary, "serve", "--model", model, "--bind", f"127.0.0.1:{port}", "--precision", "fp32",
-                               "--probe-cache-dir", tempfile.mkdtemp(prefix="bgem3-fuzz-cache-")], stdout=log, stderr=subprocess.STDOUT)
+    server = Server(model, binary=binary, args=["--precision", "fp32"])
+    port = server.port
     failures = []
     tried = 0
     try:
-        for _ in range(600):
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/ready")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"fuzz: server not ready; see {log.name}")
+        server.wait_ready(timeout=60)
 
         # 1. schemathesis, every operation of the server's own OpenAPI document.
         schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
@@ -137,7 +109,7 @@ def main():
                 content_type = "application/json"
             tried += 1
             try:
-                status, payload = post(port, route, body, content_type)
+                status, _, payload = server.request("POST", route, body, {"Content-Type": content_type} if content_type else {}, timeout=60)
             except OSError as error:
                 failures.append(f"{route}: connection failed ({error}) for body {body[:80]!r}")
                 continue
@@ -153,28 +125,22 @@ def main():
         print(f"fuzz: {tried} random requests, statuses {dict(sorted(statuses.items()))}")
 
         # 3. Still serving, and still right.
-        if server.poll() is not None:
-            failures.append(f"the server exited with {server.returncode}")
+        if not server.alive():
+            failures.append(f"the server exited with {server.process.returncode}")
         else:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", "/health")
-            health = json.loads(connection.getresponse().read())
+            health = server.health()
             if health.get("status") != "ok":
                 failures.append(f"/health after fuzzing: {health}")
-            status, payload = post(port, "/v1/embeddings", json.dumps({"input": "still here"}).encode())
+            status, payload = server.post("/v1/embeddings", {"input": "still here"}, timeout=60)
             vector = json.loads(payload)["data"][0]["embedding"] if status == 200 else []
             if status != 200 or abs(sum(v * v for v in vector) - 1) > 1e-3:
                 failures.append(f"a normal request after fuzzing: {status} {payload[:200]!r}")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        server.stop()
     for failure in failures:
         print("fuzz: FAILED:", failure, file=sys.stderr)
     if failures:
-        print(f"fuzz: server log in {log.name}", file=sys.stderr)
+        print(f"fuzz: server log in {server.log.name}", file=sys.stderr)
         sys.exit(1)
     print(f"fuzz: passed (no 5xx, no crash; {tried} random requests plus schemathesis)")
 
