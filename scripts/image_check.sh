@@ -86,7 +86,12 @@ burst=0
 report=$(mktemp)
 python3 scripts/load/whole_request.py --port "$PORT" > "$report" || burst=$?
 cat "$report"
-statuses=$(python3 -c "import json,sys; print(' '.join(str(s) for s in json.load(open(sys.argv[1]))['statuses'].values()))" "$report" 2>/dev/null || echo none)
+# The report is the tool's log lines, then one JSON object.
+statuses=$(python3 -c "
+import json, sys
+text = open(sys.argv[1]).read()
+start = text.rfind('\n{') + 1
+print(' '.join(str(s) for s in json.loads(text[start:])['statuses'].values()))" "$report" 2>/dev/null || echo none)
 [ "$statuses" = "200 200 200" ] || failures+=("not every request of the burst was served: statuses $statuses")
 state=$("${PODMAN[@]}" inspect --format '{{.State.Running}} {{.State.OOMKilled}}' "$NAME")
 cgroup=$(find /sys/fs/cgroup/memory -type d -name "*$("${PODMAN[@]}" inspect --format '{{.Id}}' "$NAME")*" | head -1)

@@ -119,19 +119,28 @@ import TestSupport
     }
 
     @Test func benchReportsModelWorkloads() throws {
-        let result = try BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x128,64xmixed", "--runs", "1", "--threads", "1", "--json"])
+        let result = try BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x16,1x128,64xmixed", "--runs", "1", "--threads", "1", "--json"])
         #expect(result.status == 0, "\(result.standardError)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         #expect(object["precision"] as? String == "fp32")
         #expect(object["threads"] as? Int == 1)
         #expect((object["matmul_gflops"] as? Double ?? 0) > 0)
         let workloads = try #require(object["workloads"] as? [[String: Any]])
-        #expect(workloads.map { $0["name"] as? String } == ["1x128", "64xmixed"])
+        #expect(workloads.map { $0["name"] as? String } == ["1x16", "1x128", "64xmixed"])
         for workload in workloads {
             for key in ["sequences", "tokens", "seconds_median", "seconds_min", "tokens_per_s", "peak_rss_bytes", "rss_before_bytes", "matmul_seconds"] {
                 #expect(workload[key] != nil, "missing \(key)")
             }
+            // The parts are of the median run: each timed, and together no more than the run.
+            let parts = try #require(workload["parts_seconds"] as? [String: Double])
+            #expect(Set(parts.keys) == ["embeddings", "product_inputs", "products", "product_outputs", "gelu", "attention", "layer_norms", "heads"])
+            for stage in ["embeddings", "products", "attention", "layer_norms", "heads"] {
+                #expect(parts[stage] ?? 0 > 0, "\(stage) was not timed")
+            }
+            let median = try #require(workload["seconds_median"] as? Double)
+            #expect(parts.values.reduce(0, +) <= median * 1.02, "parts \(parts) exceed the run's \(median) s")
         }
-        #expect(workloads[1]["sequences"] as? Int == 64)
+        #expect(workloads[0]["tokens"] as? Int == 16)
+        #expect(workloads[2]["sequences"] as? Int == 64)
     }
 }

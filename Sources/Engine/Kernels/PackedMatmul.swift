@@ -181,8 +181,8 @@ final class PackedMatmul: @unchecked Sendable {
     }
 
     private var cache: [Int: Instance] = [:]
-    /// Time spent in ``run(rows:input:output:)`` since the last ``takeElapsed()``.
-    private var elapsedNanoseconds: UInt64 = 0
+    /// Time spent in ``run(rows:input:output:)`` by stage since the last ``takeProfile()``.
+    private let clock = StageClock()
     private var uses: UInt64 = 0
     private let cacheLock = NSLock()
     private static let cacheLimit = 48
@@ -196,17 +196,15 @@ final class PackedMatmul: @unchecked Sendable {
     func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(OneDNNError) {
         guard rows > 0 else { return }
         cacheLock.lock()
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer {
-            elapsedNanoseconds += DispatchTime.now().uptimeNanoseconds - start
-            cacheLock.unlock()
-        }
+        defer { cacheLock.unlock() }
+        var lap = StageClock.now()
         Self.conversionBuffer.lock.lock()
         defer { Self.conversionBuffer.lock.unlock() }
         // The OpenMP thread count is per calling thread; set it for whichever thread calls.
         omp_set_num_threads(Int32(runtime.threads))
         let instance = try self.instance(rows: rows)
         let source = operands.prepare(input, rows: rows, columns: inputSize, buffer: Self.conversionBuffer, threads: runtime.threads)
+        lap = clock.lap(.productInputs, since: lap)
         try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
         var args = [
@@ -221,8 +219,10 @@ final class PackedMatmul: @unchecked Sendable {
         }
         try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
         try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+        lap = clock.lap(.products, since: lap)
         operands.finish(output, rows: rows, columns: outputSize, input: input, inputColumns: inputSize, buffer: Self.conversionBuffer,
                         bias: biasStorage, threads: runtime.threads)
+        lap = clock.lap(.productOutputs, since: lap)
         if let activation = instance.activation {
             var activationArgs = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: instance.destination),
                                   dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: instance.destination)]
@@ -232,16 +232,13 @@ final class PackedMatmul: @unchecked Sendable {
             }
             try check(dnnl_primitive_execute(activation, runtime.stream, Int32(activationArgs.count), &activationArgs), "dnnl_primitive_execute(gelu)")
             try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+            clock.lap(.gelu, since: lap)
         }
     }
 
-    /// Seconds spent computing since the last call, and restarts the count.
-    func takeElapsed() -> Double {
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        let seconds = Double(elapsedNanoseconds) / 1e9
-        elapsedNanoseconds = 0
-        return seconds
+    /// Time spent by stage since the last call, and restarts the count.
+    func takeProfile() -> PassProfile {
+        clock.take()
     }
 
     private func instance(rows: Int) throws(OneDNNError) -> Instance {

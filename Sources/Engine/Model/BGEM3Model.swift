@@ -38,6 +38,8 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     /// The workspace of ``encode(_:outputs:)``, whose calls take turns.
     private let ownWorkspace = EncoderWorkspace()
     private let lock = NSLock()
+    /// Time in the heads after the encoder, since the last ``takeProfile()``.
+    private let headsClock = StageClock()
 
     public var dimension: Int { config.hiddenSize }
     public var maximumSequenceLength: Int { config.maximumSequenceLength }
@@ -159,17 +161,14 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         return plan
     }
 
-    /// Seconds spent in matrix products (layers and ColBERT head) since the last call.
-    public func takeMatmulSeconds() -> Double {
-        guard let network = networkLock.withLock({ network }) else { return 0 }
-        return network.encoder.weights.layers.reduce(0) {
-            $0 + $1.queryKeyValue.takeElapsed() + $1.attentionOutput.takeElapsed() + $1.intermediate.takeElapsed() + $1.output.takeElapsed()
-        } + network.heads.colbert.takeElapsed()
-    }
-
-    /// Seconds spent in attention since the last call.
-    public func takeAttentionSeconds() -> Double {
-        networkLock.withLock { network }?.encoder.takeAttentionSeconds() ?? 0
+    /// Where the passes since the last call spent their time, by stage; restarts the counts.
+    public func takeProfile() -> PassProfile {
+        guard let network = networkLock.withLock({ network }) else { return PassProfile() }
+        let colbert = network.heads.colbert.takeProfile()
+        var heads = headsClock.take()
+        // The heads' clock ran around the ColBERT product too; its stages count it already.
+        heads[.heads] = max(0, heads[.heads] - colbert.total)
+        return network.encoder.takeProfile() + colbert + heads
     }
 
     /// Frees the workspace of ``encode(_:outputs:)`` (it grows back on the next batch).
@@ -204,6 +203,8 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         let workspace = workspace.storage
         try workspace.reserve(plan(lengths: sequences.map(\.count), outputs: outputs))
         try network.encoder.forward(sequences, workspace: workspace, checkpoint: checkpoint)
+        let headsStart = StageClock.now()
+        defer { headsClock.lap(.heads, since: headsStart) }
         let heads = network.heads
         let hidden = workspace.hidden.floats
         let h = config.hiddenSize

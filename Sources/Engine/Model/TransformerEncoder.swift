@@ -8,12 +8,14 @@ final class TransformerEncoder: @unchecked Sendable {
     let attention: BlockedAttention
     /// bf16 attention products for the reduced precisions where the CPU has AVX512-BF16.
     let matmulAttention: MatmulAttention?
-    /// Time spent in attention since the last ``takeAttentionSeconds()``.
-    private let attentionNanoseconds = NanosecondCounter()
+    /// Time by stage since the last ``takeProfile()`` (the products keep their own).
+    private let clock = StageClock()
 
-    /// Seconds spent in attention since the last call, and restarts the count.
-    func takeAttentionSeconds() -> Double {
-        Double(attentionNanoseconds.take()) / 1e9
+    /// The pass's time by stage since the last call, products included, and restarts the counts.
+    func takeProfile() -> PassProfile {
+        weights.layers.reduce(clock.take()) {
+            $0 + $1.queryKeyValue.takeProfile() + $1.attentionOutput.takeProfile() + $1.intermediate.takeProfile() + $1.output.takeProfile()
+        }
     }
 
     /// Rows computed at a time by the matrix products (see ``inRowBlocks(_:checkpoint:_:)``).
@@ -70,6 +72,7 @@ final class TransformerEncoder: @unchecked Sendable {
     func forward(_ sequences: [[Int32]], workspace: Workspace, checkpoint: (() -> Void)? = nil) throws(EngineError) {
         let h = config.hiddenSize
         let hidden = workspace.hidden.floats
+        let embeddingStart = StageClock.now()
         var spans: [(start: Int, length: Int)] = []
         var row = 0
         for sequence in sequences {
@@ -93,14 +96,15 @@ final class TransformerEncoder: @unchecked Sendable {
             spans.append((first, sequence.count))
         }
         let tokens = row
+        clock.lap(.embeddings, since: embeddingStart)
         do {
             for layer in weights.layers {
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
                     try layer.queryKeyValue.run(rows: rows, input: hidden + start * h, output: workspace.queryKeyValue.floats + start * 3 * h)
                 }
-                let attentionStart = DispatchTime.now().uptimeNanoseconds
+                let attentionStart = StageClock.now()
                 try attend(spans, workspace: workspace, checkpoint: checkpoint)
-                attentionNanoseconds.add(DispatchTime.now().uptimeNanoseconds - attentionStart)
+                clock.lap(.attention, since: attentionStart)
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
                     try layer.attentionOutput.run(rows: rows, input: workspace.context.floats + start * h, output: workspace.projected.floats + start * h)
                 }
@@ -153,6 +157,8 @@ final class TransformerEncoder: @unchecked Sendable {
     /// `hidden[r] = LayerNorm(hidden[r] + update[r])` for every row, spread over the threads.
     private func normalizeRows(_ hidden: UnsafeMutablePointer<Float>, adding update: UnsafeMutablePointer<Float>, rows: Int,
                                norm: (gamma: FloatBuffer, beta: FloatBuffer)) {
+        let start = StageClock.now()
+        defer { clock.lap(.layerNorms, since: start) }
         let h = config.hiddenSize
         let epsilon = config.layerNormEpsilon
         let workers = min(attention.threads, max(1, rows / 64))

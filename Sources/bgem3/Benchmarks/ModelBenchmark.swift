@@ -15,19 +15,23 @@ struct ModelBenchmark {
         let name: String
         let sequences: Int
         let tokens: Int
+        let lengths: [Int]
         let secondsMedian: Double
         let secondsMin: Double
         let tokensPerSecond: Double
         let peakResidentBytes: Int
         let residentBytesBefore: Int
-        let matmulSeconds: Double
-        let attentionSeconds: Double
+        /// The time by stage of the median run (the lower one of an even count, so it is no longer than the median).
+        let profile: PassProfile
     }
 
-    static let names = ["1x128", "1x512", "1x8192", "64xmixed"]
+    static let names = ["1x16", "1x32", "1x128", "1x512", "1x8192", "64xmixed"]
 
     static func workload(_ name: String, runs: Int) -> Workload? {
         switch name {
+        // One short query: where per-call overheads show.
+        case "1x16": return Workload(name: name, lengths: [16], runs: max(runs, 20))
+        case "1x32": return Workload(name: name, lengths: [32], runs: max(runs, 20))
         case "1x128": return Workload(name: name, lengths: [128], runs: runs)
         case "1x512": return Workload(name: name, lengths: [512], runs: runs)
         case "1x8192": return Workload(name: name, lengths: [8192], runs: 1)
@@ -51,23 +55,19 @@ struct ModelBenchmark {
         ProcessMemory.resetPeak()
         let before = ProcessMemory.residentBytes ?? 0
         _ = try model.encode(sequences, outputs: .all)
-        _ = model.takeMatmulSeconds()
-        _ = model.takeAttentionSeconds()
-        var times: [Double] = []
-        var matmul: [Double] = []
-        var attention: [Double] = []
+        _ = model.takeProfile()
+        var runs: [(seconds: Double, profile: PassProfile)] = []
         for _ in 0..<workload.runs {
             let start = Clock.now
             _ = try model.encode(sequences, outputs: .all)
-            times.append(Clock.seconds(since: start))
-            matmul.append(model.takeMatmulSeconds())
-            attention.append(model.takeAttentionSeconds())
+            runs.append((Clock.seconds(since: start), model.takeProfile()))
         }
         let tokens = lengths.reduce(0, +)
-        let median = Statistics.median(times)
-        return Result(name: workload.name, sequences: sequences.count, tokens: tokens, secondsMedian: median,
-                      secondsMin: times.min() ?? median, tokensPerSecond: Double(tokens) / median,
+        let ordered = runs.sorted { $0.seconds < $1.seconds }
+        let median = Statistics.median(runs.map(\.seconds))
+        return Result(name: workload.name, sequences: sequences.count, tokens: tokens, lengths: lengths, secondsMedian: median,
+                      secondsMin: ordered.first?.seconds ?? median, tokensPerSecond: Double(tokens) / median,
                       peakResidentBytes: ProcessMemory.peakResidentBytes ?? 0, residentBytesBefore: before,
-                      matmulSeconds: Statistics.median(matmul), attentionSeconds: Statistics.median(attention))
+                      profile: ordered[(ordered.count - 1) / 2].profile)
     }
 }

@@ -9,10 +9,13 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure speed and memory on fixed workloads; print a table or one JSON object (--json).",
         discussion: """
             Workloads: tokenizer (one thread: load time, MB/s and tokens/s on 48 short multilingual \
-            lines); 1x128, 1x512 and 1x8192 (one sequence of that many tokens); 64xmixed (64 sequences \
-            of 16 to 512 tokens from a fixed seed). Default: all but 1x8192. Each model workload runs in \
-            a fresh state after one warm-up; the median of --runs runs is reported (1 run for 1x8192), \
-            with the workload's own peak RSS. The matrix-product ceiling at the benchmarked precision (a \
+            lines); 1x16, 1x32, 1x128, 1x512 and 1x8192 (one sequence of that many tokens); 64xmixed (64 \
+            sequences of 16 to 512 tokens from a fixed seed). Default: all but 1x8192. Each model workload \
+            runs in a fresh state after one warm-up; the median of --runs runs is reported (at least 20 \
+            for 1x16 and 1x32, 1 for 1x8192), with the workload's own peak RSS and where the median run \
+            spent its time: products (oneDNN), their inputs (int8 quantisation, bf16 conversion) and \
+            outputs (int8 scales, bias, outlier columns), GELU, attention, LayerNorms with residuals, \
+            embeddings, heads. The matrix-product ceiling at the benchmarked precision (a \
             512x1024x4096 product with the engine's kernel set-up) is measured in the same run, so figures from different \
             machines can be compared as fractions of it.
             """)
@@ -23,7 +26,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A tokenizer.json, for the tokenizer workload alone.", valueName: "file"))
     var tokenizer: String?
 
-    @Option(name: .long, help: "Comma-separated workloads: tokenizer, 1x128, 1x512, 1x8192, 64xmixed.")
+    @Option(name: .long, help: "Comma-separated workloads: tokenizer, 1x16, 1x32, 1x128, 1x512, 1x8192, 64xmixed.")
     var workloads: String?
 
     @Option(name: .long, help: "Runs per workload; the median is reported.")
@@ -83,10 +86,11 @@ struct BenchCommand: ParsableCommand {
             for name in modelNames {
                 let result = try benchmark.run(ModelBenchmark.workload(name, runs: runs)!)
                 results.append(result)
-                rows.append(["name": result.name, "sequences": result.sequences, "tokens": result.tokens,
+                rows.append(["name": result.name, "sequences": result.sequences, "tokens": result.tokens, "lengths": result.lengths,
                              "seconds_median": result.secondsMedian, "seconds_min": result.secondsMin,
                              "tokens_per_s": result.tokensPerSecond, "peak_rss_bytes": result.peakResidentBytes,
-                             "rss_before_bytes": result.residentBytesBefore, "matmul_seconds": result.matmulSeconds])
+                             "rss_before_bytes": result.residentBytesBefore, "matmul_seconds": result.profile[.products],
+                             "parts_seconds": Dictionary(uniqueKeysWithValues: PassProfile.Stage.allCases.map { ($0.rawValue, result.profile[$0]) })])
             }
         }
         if json {
@@ -109,11 +113,25 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "tokenizer: load %.3f s, %.2f MB/s, %.0f tokens/s (one thread, median of %d)", t.loadSeconds, t.megabytesPerSecond, t.tokensPerSecond, runs))
         }
         if !results.isEmpty {
-            print("workload   seqs  tokens   median s    min s   tokens/s  matmul s  matmul %  attention s   peak RSS MB  RSS before MB")
+            func cell(_ text: String, _ width: Int) -> String {
+                String(repeating: " ", count: max(0, width - text.count)) + text
+            }
+            print("workload".padding(toLength: 9, withPad: " ", startingAt: 0) + ["seqs", "tokens", "median s", "min s", "tokens/s", "peak RSS MB", "RSS before MB"]
+                .map { cell($0, 14) }.joined())
             for r in results {
-                print(String(format: "%-9@ %5d %7d %10.3f %8.3f %10.1f %9.3f %9.0f%% %12.3f %13.0f %14.0f", r.name as NSString, r.sequences, r.tokens,
-                             r.secondsMedian, r.secondsMin, r.tokensPerSecond, r.matmulSeconds, 100 * r.matmulSeconds / r.secondsMedian, r.attentionSeconds,
-                             Double(r.peakResidentBytes) / 1e6, Double(r.residentBytesBefore) / 1e6))
+                let values = [String(r.sequences), String(r.tokens), String(format: "%.4f", r.secondsMedian), String(format: "%.4f", r.secondsMin),
+                              String(format: "%.1f", r.tokensPerSecond), String(format: "%.0f", Double(r.peakResidentBytes) / 1e6),
+                              String(format: "%.0f", Double(r.residentBytesBefore) / 1e6)]
+                print(r.name.padding(toLength: 9, withPad: " ", startingAt: 0) + values.map { cell($0, 14) }.joined())
+            }
+            // Shares of the median run; "other" is what no stage timed (calls, copies, the pass's set-up).
+            let stages = PassProfile.Stage.allCases
+            print("\nshare of the median run's time")
+            print("workload".padding(toLength: 9, withPad: " ", startingAt: 0) + (stages.map(\.rawValue) + ["other"]).map { cell($0, 16) }.joined())
+            for r in results {
+                let shares = stages.map { 100 * r.profile[$0] / r.secondsMedian }
+                let other = max(0, 100 - shares.reduce(0, +))
+                print(r.name.padding(toLength: 9, withPad: " ", startingAt: 0) + (shares + [other]).map { cell(String(format: "%.1f%%", $0), 16) }.joined())
             }
         }
     }
