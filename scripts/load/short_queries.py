@@ -4,8 +4,12 @@
 Starts `bgem3 serve` (BGEM3_BINARY, default .build/release/bgem3) on the model, warms it up, then
 1. sends --sequential requests of one --tokens-token text one after another (keep-alive) and
    reports the median and 99th-percentile latency;
-2. runs --clients concurrent clients, each sending such requests back to back for --seconds,
-   and reports requests/s and the median and 99th-percentile latency.
+2. runs --clients concurrent clients, each sending such requests back to back for --warm-up
+   seconds (not counted: batch shapes the engine has not seen yet) and then --seconds, and reports
+   requests/s and the median and 99th-percentile latency;
+3. before the server starts, runs `bgem3 bench --workloads 1x128` at the same precision (--threads
+   2 unless given) and reports the served token rate as a fraction of that engine's one-sequence
+   rate (issue 19's yardstick: at least 0.9, with p99 at most 3x p50).
 Texts are token ids, so every request is exactly --tokens tokens with <s> and </s>. Prints one
 JSON object; run it alone on the machine, and alternate binaries to compare them.
 
@@ -14,10 +18,12 @@ JSON object; run it alone on the machine, and alternate binaries to compare them
 import argparse
 import http.client
 import json
+import subprocess
 import threading
 import time
 
 from loadkit import Server, token_text
+from bgem3server import default_binary
 
 
 def percentile(values, fraction):
@@ -48,9 +54,15 @@ def main():
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--precision", default=None)
+    parser.add_argument("--warm-up", type=float, default=3)
+    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
-    args = ["--precision", arguments.precision] if arguments.precision else []
+    bench = json.loads(subprocess.run([default_binary(), "bench", "--model", arguments.model, "--precision", arguments.precision,
+                                       "--workloads", "1x128", "--runs", "7", "--threads", str(arguments.threads), "--json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    engine_tokens_per_s = bench["workloads"][0]["tokens_per_s"]
+    args = ["--precision", arguments.precision, "--threads", str(arguments.threads)]
     server = Server(arguments.model, env={"BGE_M3_PROBE_CACHE_DIR": "/tmp/bgem3-acceptance-cache"}, args=args)
     try:
         server.wait_ready()
@@ -72,22 +84,29 @@ def main():
                     latencies.append(elapsed)
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(arguments.clients)]
-        started = time.perf_counter()
         for thread in threads:
             thread.start()
+        time.sleep(arguments.warm_up)
+        with lock:
+            latencies.clear()
+        started = time.perf_counter()
         time.sleep(arguments.seconds)
         stop.set()
         for thread in threads:
             thread.join()
         seconds = time.perf_counter() - started
+        served = len(latencies)  # requests finished after the warm-up
         result = {
             "tokens": arguments.tokens,
             "sequential_p50_ms": round(percentile(sequential, 0.5) * 1000, 2),
             "sequential_p99_ms": round(percentile(sequential, 0.99) * 1000, 2),
             "clients": arguments.clients,
-            "requests_per_s": round(len(latencies) / seconds, 1),
+            "requests_per_s": round(served / seconds, 1),
             "concurrent_p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
             "concurrent_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            "p99_over_p50": round(percentile(latencies, 0.99) / percentile(latencies, 0.5), 2),
+            "engine_1x128_tokens_per_s": round(engine_tokens_per_s, 1),
+            "served_fraction_of_1x128_rate": round(served / seconds * arguments.tokens / engine_tokens_per_s, 3),
         }
         print(json.dumps(result))
     finally:
