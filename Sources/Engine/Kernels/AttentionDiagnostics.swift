@@ -93,18 +93,3 @@ public enum AttentionDiagnostics {
         return (0..<(tokens * 3 * hidden)).map { _ in generator.next() }
     }
 }
-
-/// A nanosecond total that several threads may add to and one reads and resets.
-final class NanosecondCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total: UInt64 = 0
-
-    func add(_ nanoseconds: UInt64) { lock.withLock { total += nanoseconds } }
-
-    func take() -> UInt64 {
-        lock.withLock {
-            defer { total = 0 }
-            return total
-        }
-    }
-}
