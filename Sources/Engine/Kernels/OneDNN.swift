@@ -41,7 +41,7 @@ public final class OneDNNRuntime: @unchecked Sendable {
         // OMP_WAIT_POLICY once, when it loads, so only the environment sets it. Every kernel runs on
         // this one team, so nothing competes with the spinning; measured on Zen 5 (int8, 2 threads,
         // alternated processes) the default served 1x16 in 0.015-0.022 s and 1x128 in 0.077-0.092 s,
-        // OMP_WAIT_POLICY=PASSIVE 0.025-0.046 s and 0.091-0.148 s (every parallel region then starts
+        // OMP_WAIT_POLICY=PASSIVE 0.025-0.046 s and 0.084-0.148 s (every parallel region then starts
         // by waking a sleeping thread).
         omp_set_num_threads(Int32(self.threads))
         var engine: dnnl_engine_t?
