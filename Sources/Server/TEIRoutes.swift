@@ -29,50 +29,46 @@ struct TEIRoutes: Sendable {
     private func embed(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         let body = try await request.decode(as: TEIEmbedRequest.self, context: context)
         let width = try EmbeddingRoutes.width(body.dimensions, available: try await services.model(before: context.deadline).dimension)
-        let run = try await run(body, outputs: .dense, context: context)
-        let results = run.results(context)
-        return services.stream(run: run, context: context) { out in
-            try await out.write("[")
-            try await results.writeEach { index, embedding in
-                if index > 0 { try await out.write(",") }
-                try await out.writeFloats(EmbeddingRoutes.shortened(embedding.dense ?? [], to: width))
-            }
-            try await out.write("]")
+        return streamArray(try await run(body, outputs: .dense, context: context), context: context) { out, embedding in
+            try await out.writeFloats(EmbeddingRoutes.shortened(embedding.dense ?? [], to: width))
         }
     }
 
     /// `[[{"index": token id, "value": weight}]]`: BGE-M3's lexical weights per input, by ascending id.
     private func embedSparse(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         let body = try await request.decode(as: TEIEmbedRequest.self, context: context)
-        let run = try await run(body, outputs: .sparse, context: context)
-        let results = run.results(context)
-        return services.stream(run: run, context: context) { out in
-            try await out.write("[")
-            try await results.writeEach { index, embedding in
-                let sparse = embedding.sparse ?? SparseEmbedding(ids: [], weights: [])
-                let pairs = zip(sparse.ids, sparse.weights).map { "{\"index\":\($0.0),\"value\":\(JSONOutput.number($0.1))}" }
-                try await out.write((index > 0 ? ",[" : "[") + pairs.joined(separator: ",") + "]")
-            }
-            try await out.write("]")
+        return streamArray(try await run(body, outputs: .sparse, context: context), context: context) { out, embedding in
+            let sparse = embedding.sparse ?? SparseEmbedding(ids: [], weights: [])
+            let pairs = zip(sparse.ids, sparse.weights).map { "{\"index\":\($0.0),\"value\":\(JSONOutput.number($0.1))}" }
+            try await out.write("[" + pairs.joined(separator: ",") + "]")
         }
     }
 
     /// `[[[float]]]`: per input, one vector per token, BGE-M3's ColBERT vectors (every token after `<s>`).
     private func embedAll(_ request: Request, _ context: ServerRequestContext) async throws -> Response {
         let body = try await request.decode(as: TEIEmbedRequest.self, context: context)
-        let run = try await run(body, outputs: .colbert, context: context)
+        return streamArray(try await run(body, outputs: .colbert, context: context), context: context) { out, embedding in
+            try await out.write("[")
+            if let colbert = embedding.colbert {
+                for row in 0..<colbert.count {
+                    if row > 0 { try await out.write(",") }
+                    try await out.writeFloats(colbert.vector(row))
+                }
+            }
+            try await out.write("]")
+        }
+    }
+
+    /// `[element, …]`, one element per input, each written by `element` as its result is taken
+    /// (and freed) from the run.
+    private func streamArray(_ run: InferenceRun, context: ServerRequestContext,
+                             element: @escaping @Sendable (inout JSONBodyStream, SequenceEmbedding) async throws -> Void) -> Response {
         let results = run.results(context)
         return services.stream(run: run, context: context) { out in
             try await out.write("[")
             try await results.writeEach { index, embedding in
-                try await out.write(index > 0 ? ",[" : "[")
-                if let colbert = embedding.colbert {
-                    for row in 0..<colbert.count {
-                        if row > 0 { try await out.write(",") }
-                        try await out.writeFloats(colbert.vector(row))
-                    }
-                }
-                try await out.write("]")
+                if index > 0 { try await out.write(",") }
+                try await element(&out, embedding)
             }
             try await out.write("]")
         }
