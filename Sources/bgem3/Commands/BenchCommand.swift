@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     private var selectedWorkloads: [String] {
-        let list = workloads ?? (model == nil ? "tokenizer" : "tokenizer,1x128,1x512,64xmixed")
+        let list = workloads ?? (model == nil ? "tokenizer" : "tokenizer,1x16,1x32,1x128,1x512,64xmixed")
         return list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
