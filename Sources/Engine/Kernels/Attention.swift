@@ -55,11 +55,12 @@ struct BlockedAttention {
     /// - Parameters:
     ///   - sequences: start row and length of each sequence in `qkv` and `context`.
     ///   - scratch: at least ``scratchBytes(longest:)`` bytes.
+    ///   - lane: the team to run on (at most ``threads`` of its threads work: the scratch is sized for that many).
     ///   - checkpoint: called between rounds of about ``roundWork`` row·key products per thread
     ///     (a few milliseconds), outside any parallel region, so that a scheduler can run urgent work
     ///     in the middle of a long batch. Without it, everything runs in one round.
     func run(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
-             scratch: UnsafeMutableRawPointer, checkpoint: (() -> Void)? = nil) {
+             scratch: UnsafeMutableRawPointer, lane: ComputeLane, checkpoint: (() -> Void)? = nil) {
         let longest = sequences.map(\.length).max() ?? 0
         guard longest > 0 else { return }
         var items: [Item] = []
@@ -70,7 +71,7 @@ struct BlockedAttention {
         // Longest first, so the threads finish together.
         items.sort { $0.length > $1.length }
         let perThread = floatsPerThread(longest: longest)
-        let workers = min(threads, items.count)
+        let workers = min(threads, lane.threads, items.count)
         // Each worker takes items worker, worker + workers, …; its progress survives between rounds
         // (as does its scratch, where the current head's keys and values stay packed).
         var progress = [Progress](repeating: Progress(), count: workers)

@@ -7,6 +7,7 @@ public enum AttentionDiagnostics {
     /// with the fp32 kernel.
     public static func measure(length: Int, heads: Int = 16, headSize: Int = 64, threads: Int, runs: Int = 5) -> Double {
         let attention = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
+        let lane = ComputeLane(threads: threads)
         let qkv = randomProjection(tokens: length, hidden: heads * headSize, seed: 3)
         var context = [Float](repeating: 0, count: length * heads * headSize)
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: attention.scratchBytes(longest: length), alignment: 64)
@@ -16,7 +17,7 @@ public enum AttentionDiagnostics {
             context.withUnsafeMutableBufferPointer { c in
                 for _ in 0...runs {
                     let start = DispatchTime.now().uptimeNanoseconds
-                    attention.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: [(0, length)], scratch: scratch)
+                    attention.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: [(0, length)], scratch: scratch, lane: lane)
                     times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 }
             }
@@ -42,6 +43,7 @@ public enum AttentionDiagnostics {
         let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
         let blocked = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
         let products = try MatmulAttention(heads: heads, headSize: headSize, threads: threads, runtime: runtime)
+        let lane = ComputeLane(threads: threads)
         let longest = lengths.max() ?? 0
         let bytes = max(blocked.scratchBytes(longest: longest),
                         MatmulAttention.scratchBytes(longest: longest, heads: heads, headSize: headSize, threads: threads))
@@ -55,15 +57,15 @@ public enum AttentionDiagnostics {
         var rounds = 0
         try qkv.withUnsafeBufferPointer { q throws(OneDNNError) in
             expected.withUnsafeMutableBufferPointer { e in
-                blocked.run(qkv: q.baseAddress!, context: e.baseAddress!, sequences: sequences, scratch: scratch)
+                blocked.run(qkv: q.baseAddress!, context: e.baseAddress!, sequences: sequences, scratch: scratch, lane: lane)
             }
             let taken = sequences.filter { MatmulAttention.takes(length: $0.length) }
             let others = sequences.filter { !MatmulAttention.takes(length: $0.length) }
             try got.withUnsafeMutableBufferPointer { g throws(OneDNNError) in
                 if !taken.isEmpty {
-                    try products.run(qkv: q.baseAddress!, context: g.baseAddress!, sequences: taken, scratch: scratch) { rounds += 1 }
+                    try products.run(qkv: q.baseAddress!, context: g.baseAddress!, sequences: taken, scratch: scratch, lane: lane) { rounds += 1 }
                 }
-                if !others.isEmpty { blocked.run(qkv: q.baseAddress!, context: g.baseAddress!, sequences: others, scratch: scratch) }
+                if !others.isEmpty { blocked.run(qkv: q.baseAddress!, context: g.baseAddress!, sequences: others, scratch: scratch, lane: lane) }
             }
         }
         var minimumCosine: Float = 1

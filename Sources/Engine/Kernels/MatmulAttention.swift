@@ -21,10 +21,9 @@ import Foundation
 final class MatmulAttention: @unchecked Sendable {
     let heads: Int
     let headSize: Int
+    /// Workers the scratch is sized for: a lane with more threads uses this many.
     let threads: Int
     private let runtime: OneDNNRuntime
-    /// One stream per worker: workers execute primitives at the same time.
-    private let streams: [dnnl_stream_t]
 
     static let keyQuantum = 64
     static let rowQuantum = 16
@@ -90,6 +89,7 @@ final class MatmulAttention: @unchecked Sendable {
     }
 
     private struct ShapeKey: Hashable {
+        let lane: Int
         let worker: Int
         let rows: Int
         let keys: Int
@@ -103,17 +103,6 @@ final class MatmulAttention: @unchecked Sendable {
         self.headSize = headSize
         self.threads = max(1, threads)
         self.runtime = runtime
-        var streams: [dnnl_stream_t] = []
-        for _ in 0..<self.threads {
-            var stream: dnnl_stream_t?
-            try check(dnnl_stream_create(&stream, runtime.engine, dnnl_stream_default_flags.rawValue), "dnnl_stream_create(attention)")
-            streams.append(stream!)
-        }
-        self.streams = streams
-    }
-
-    deinit {
-        for stream in streams { dnnl_stream_destroy(stream) }
     }
 
     private static func padded(_ count: Int, to quantum: Int) -> Int { (count + quantum - 1) / quantum * quantum }
@@ -180,7 +169,7 @@ final class MatmulAttention: @unchecked Sendable {
     ///   - checkpoint: called between rounds of about ``BlockedAttention/roundWork`` row·key
     ///     products per worker, outside any parallel region.
     func run(qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>, sequences: [(start: Int, length: Int)],
-             scratch: UnsafeMutableRawPointer, checkpoint: (() -> Void)?) throws(OneDNNError) {
+             scratch: UnsafeMutableRawPointer, lane: ComputeLane, checkpoint: (() -> Void)?) throws(OneDNNError) {
         let longest = sequences.map(\.length).max() ?? 0
         guard longest > 0 else { return }
         precondition(sequences.allSatisfy { Self.takes(length: $0.length) })
@@ -190,14 +179,16 @@ final class MatmulAttention: @unchecked Sendable {
         }
         items.sort { $0.length > $1.length }
         let workItems = items
-        let workers = min(threads, items.count)
+        let workers = min(threads, lane.threads, items.count)
         let perWorker = Self.bytesPerWorker(longest: longest, headSize: headSize)
         let budget = checkpoint == nil ? Int.max : BlockedAttention.roundWork
         var next = [Int](0..<workers)
         var failures = [OneDNNError?](repeating: nil, count: workers)
         let shared = Shared((qkv: qkv, context: context, scratch: scratch))
         let attention = self
-        omp_set_num_threads(Int32(runtime.threads))
+        // Each worker's stream, made here: the workers only read them.
+        for worker in 0..<workers { _ = try lane.stream(worker, engine: runtime.engine) }
+        lane.enter()
         while true {
             next.withUnsafeMutableBufferPointer { next in
                 failures.withUnsafeMutableBufferPointer { failures in
@@ -209,7 +200,7 @@ final class MatmulAttention: @unchecked Sendable {
                         while next[worker] < workItems.count && done < budget && failures[worker] == nil {
                             let item = workItems[next[worker]]
                             do throws(OneDNNError) {
-                                try attention.attend(item, worker: worker, qkv: qkv, context: context, scratch: scratch + worker * perWorker)
+                                try attention.attend(item, worker: worker, lane: lane, qkv: qkv, context: context, scratch: scratch + worker * perWorker)
                             } catch {
                                 failures[worker] = error
                             }
@@ -226,7 +217,7 @@ final class MatmulAttention: @unchecked Sendable {
     }
 
     /// One head of one sequence, on the calling worker.
-    private func attend(_ item: Item, worker: Int, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+    private func attend(_ item: Item, worker: Int, lane: ComputeLane, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
                         scratch: UnsafeMutableRawPointer) throws(OneDNNError) {
         let hidden = heads * headSize
         let d = headSize
@@ -252,7 +243,7 @@ final class MatmulAttention: @unchecked Sendable {
                 (valuePanel + j * d).update(repeating: 0, count: d)
             }
         }
-        let stream = streams[worker]
+        let stream = try lane.stream(worker, engine: runtime.engine)
         var first = 0
         while first < item.length {
             let rows = min(blockRows, item.length - first)
@@ -264,7 +255,7 @@ final class MatmulAttention: @unchecked Sendable {
                     (queries + r * d).update(repeating: 0, count: d)
                 }
             }
-            let products = try self.products(worker: worker, rows: paddedRows, keys: keys)
+            let products = try self.products(lane: lane, worker: worker, rows: paddedRows, keys: keys)
             try products.execute(0, source: queries, weights: keyPanel, destination: scores, stream: stream)
             for r in 0..<paddedRows {
                 let row = scores + r * keys
@@ -287,8 +278,8 @@ final class MatmulAttention: @unchecked Sendable {
     }
 
     /// The products for one worker and padded block shape, made on first use.
-    private func products(worker: Int, rows: Int, keys: Int) throws(OneDNNError) -> Products {
-        let key = ShapeKey(worker: worker, rows: rows, keys: keys)
+    private func products(lane: ComputeLane, worker: Int, rows: Int, keys: Int) throws(OneDNNError) -> Products {
+        let key = ShapeKey(lane: lane.id, worker: worker, rows: rows, keys: keys)
         if let found = lock.withLock({ products[key] }) { return found }
         func descriptor(_ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t) throws(OneDNNError) -> dnnl_memory_desc_t {
             var result = dnnl_memory_desc_t()

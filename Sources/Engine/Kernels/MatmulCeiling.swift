@@ -19,12 +19,13 @@ public enum MatmulCeiling {
                 try PackedMatmul(weight: w.baseAddress!, bias: b.baseAddress!, outputSize: n, inputSize: k, gelu: false, precision: precision, runtime: runtime)
             }
         }
+        let lane = ComputeLane(threads: threads)
         var times: [Double] = []
         try input.withUnsafeBufferPointer { x in
             try output.withUnsafeMutableBufferPointer { y in
                 for run in 0...runs {
                     let start = DispatchTime.now().uptimeNanoseconds
-                    try layer.run(rows: m, input: x.baseAddress!, output: y.baseAddress!)
+                    try layer.run(rows: m, input: x.baseAddress!, output: y.baseAddress!, lane: lane)
                     if run > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
                 }
             }

@@ -180,30 +180,32 @@ final class PackedMatmul: @unchecked Sendable {
         }
     }
 
-    private var cache: [Int: Instance] = [:]
-    /// Time spent in ``run(rows:input:output:)`` by stage since the last ``takeProfile()``.
+    /// Primitives by lane and row count: a primitive's thread count is fixed when it is made, and
+    /// its memory objects' data handles are set at each call, so each lane has its own.
+    private var cache: [InstanceKey: Instance] = [:]
+    private struct InstanceKey: Hashable {
+        let lane: Int
+        let rows: Int
+    }
+    /// Time spent in ``run(rows:input:output:lane:)`` by stage since the last ``takeProfile()``.
     private let clock = StageClock()
     private var uses: UInt64 = 0
+    /// Guards ``cache`` and ``uses``; held only to find or make an instance.
     private let cacheLock = NSLock()
+    /// Row counts kept per lane: a batch's last block has a row count of its own.
     private static let cacheLimit = 48
-    /// bf16 or u8 copies of inputs: one buffer for all layers (calls never overlap within a pass; a
-    /// lock keeps passes of different models apart). Its lock also guards ``scratchpadBuffer``.
-    private static let conversionBuffer = ConversionBuffer()
-    /// The primitives' scratchpads, one buffer for all layers, used with ``conversionBuffer``'s lock held.
-    private static let scratchpadBuffer = ConversionBuffer()
 
-    /// Computes `rows` rows: `output[rows × outputSize] = input[rows × inputSize] · Wᵀ + b`.
-    func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(OneDNNError) {
+    /// Computes `rows` rows on `lane`: `output[rows × outputSize] = input[rows × inputSize] · Wᵀ + b`.
+    func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, lane: ComputeLane) throws(OneDNNError) {
         guard rows > 0 else { return }
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
         var lap = StageClock.now()
-        Self.conversionBuffer.lock.lock()
-        defer { Self.conversionBuffer.lock.unlock() }
-        // The OpenMP thread count is per calling thread; set it for whichever thread calls.
-        omp_set_num_threads(Int32(runtime.threads))
-        let instance = try self.instance(rows: rows)
-        let source = operands.prepare(input, rows: rows, columns: inputSize, buffer: Self.conversionBuffer, threads: runtime.threads)
+        let buffer = lane.conversionBuffer
+        buffer.lock.lock()
+        defer { buffer.lock.unlock() }
+        lane.enter()
+        let instance = try self.instance(rows: rows, lane: lane)
+        let stream = try lane.stream(0, engine: runtime.engine)
+        let source = operands.prepare(input, rows: rows, columns: inputSize, buffer: buffer, threads: lane.threads)
         lap = clock.lap(.productInputs, since: lap)
         try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
@@ -214,24 +216,24 @@ final class PackedMatmul: @unchecked Sendable {
         ]
         if operands.primitiveFinishes { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
         if let scratchpad = instance.scratchpad {
-            try check(dnnl_memory_set_data_handle(scratchpad.memory, Self.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
+            try check(dnnl_memory_set_data_handle(scratchpad.memory, lane.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
             args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
         }
-        try check(dnnl_primitive_execute(instance.primitive, runtime.stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
-        try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+        try check(dnnl_primitive_execute(instance.primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
+        try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
         lap = clock.lap(.products, since: lap)
-        operands.finish(output, rows: rows, columns: outputSize, input: input, inputColumns: inputSize, buffer: Self.conversionBuffer,
-                        bias: biasStorage, threads: runtime.threads)
+        operands.finish(output, rows: rows, columns: outputSize, input: input, inputColumns: inputSize, buffer: buffer,
+                        bias: biasStorage, threads: lane.threads)
         lap = clock.lap(.productOutputs, since: lap)
         if let activation = instance.activation {
             var activationArgs = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: instance.destination),
                                   dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: instance.destination)]
             if let scratchpad = instance.activationScratchpad {
-                try check(dnnl_memory_set_data_handle(scratchpad.memory, Self.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
+                try check(dnnl_memory_set_data_handle(scratchpad.memory, lane.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
                 activationArgs.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
             }
-            try check(dnnl_primitive_execute(activation, runtime.stream, Int32(activationArgs.count), &activationArgs), "dnnl_primitive_execute(gelu)")
-            try check(dnnl_stream_wait(runtime.stream), "dnnl_stream_wait")
+            try check(dnnl_primitive_execute(activation, stream, Int32(activationArgs.count), &activationArgs), "dnnl_primitive_execute(gelu)")
+            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
             clock.lap(.gelu, since: lap)
         }
     }
@@ -241,13 +243,20 @@ final class PackedMatmul: @unchecked Sendable {
         clock.take()
     }
 
-    private func instance(rows: Int) throws(OneDNNError) -> Instance {
+    /// The lane's primitive for `rows` rows, made on first use (with the lane's team size, set by
+    /// the caller). Only the lane's own least recently used instance is ever evicted: another
+    /// lane's may be running.
+    private func instance(rows: Int, lane: ComputeLane) throws(OneDNNError) -> Instance {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
         uses += 1
-        if let found = cache[rows] {
+        let key = InstanceKey(lane: lane.id, rows: rows)
+        if let found = cache[key] {
             found.lastUse = uses
             return found
         }
-        if cache.count >= Self.cacheLimit, let oldest = cache.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+        let owned = cache.filter { $0.key.lane == lane.id }
+        if owned.count >= Self.cacheLimit, let oldest = owned.min(by: { $0.value.lastUse < $1.value.lastUse }) {
             oldest.value.destroy()
             cache[oldest.key] = nil
         }
@@ -284,7 +293,7 @@ final class PackedMatmul: @unchecked Sendable {
         let instance = Instance(primitive: primitive!, source: source!, destination: destination!, activation: activation,
                                 scratchpad: scratchpad, activationScratchpad: activationScratchpad)
         instance.lastUse = uses
-        cache[rows] = instance
+        cache[key] = instance
         return instance
     }
 
@@ -312,8 +321,9 @@ final class PackedMatmul: @unchecked Sendable {
     }
 }
 
-/// A growable buffer for converted (bf16) or quantised (u8) inputs, shared by the layers;
-/// ``PackedMatmul/run(rows:input:output:)`` holds its lock from conversion to the end of the product.
+/// A growable buffer for converted (bf16) or quantised (u8) inputs, one per lane, shared by the
+/// layers; ``PackedMatmul/run(rows:input:output:lane:)`` holds its lock from conversion to the end
+/// of the product.
 final class ConversionBuffer: @unchecked Sendable {
     let lock = NSLock()
     private var storage: UnsafeMutableRawPointer?

@@ -9,7 +9,8 @@ import Tokenizer
 /// A BERT encoder (`model_type: "bert"`, e.g. all-MiniLM-L6-v2 with heads added by `bgem3 synth
 /// --heads-for`) also loads; its WordPiece tokenizer is not one this engine runs, so it encodes
 /// token ids made elsewhere (``tokenizer`` is nil).
-/// One batch runs at a time per model; concurrent callers wait their turn.
+/// Batches on different lanes (``ComputeLane``) run at once and share the weights; on one lane
+/// they take turns.
 public final class BGEM3Model: Encoder, @unchecked Sendable {
     public let directory: URL
     public let config: ModelConfig
@@ -35,6 +36,8 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     /// The weights; nil after ``unloadWeights()`` until the next pass loads them again.
     private var network: Network?
     private let networkLock = NSLock()
+    /// The lane of workspaces without one of their own: all the model's threads.
+    private let ownLane: ComputeLane
     /// The workspace of ``encode(_:outputs:)``, whose calls take turns.
     private let ownWorkspace = EncoderWorkspace()
     private let lock = NSLock()
@@ -60,6 +63,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         self.precision = precision
         let threads = threads ?? CPUQuota.available()
         self.threads = threads
+        ownLane = ComputeLane(threads: threads)
         let config = try ModelConfig(contentsOf: directory.appendingPathComponent("config.json"))
         self.config = config
         let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
@@ -183,10 +187,11 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         return try encode(sequences, outputs: outputs, workspace: ownWorkspace, checkpoint: nil)
     }
 
-    /// Encodes a batch in the caller's workspace, calling `checkpoint` at safe points every few
-    /// milliseconds. The checkpoint may itself encode another batch, in another workspace, on this
-    /// thread (a scheduler runs urgent work that way inside a long batch); otherwise calls must not
-    /// overlap.
+    /// Encodes a batch in the caller's workspace, on the workspace's lane, calling `checkpoint` at
+    /// safe points every few milliseconds. The checkpoint may itself encode another batch, in
+    /// another workspace, on this thread and lane (a scheduler runs urgent work that way inside a
+    /// long batch). Calls on different lanes may run at once (at most ``threads`` threads of a lane
+    /// work: the workspace is sized for that many); calls on one lane must not overlap otherwise.
     public func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, workspace: EncoderWorkspace,
                        checkpoint: (() -> Void)?) throws(EngineError) -> [SequenceEmbedding] {
         for (index, sequence) in sequences.enumerated() {
@@ -200,9 +205,10 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         }
         guard !sequences.isEmpty else { return [] }
         let network = try loadedNetwork()
+        let lane = workspace.lane ?? ownLane
         let workspace = workspace.storage
         try workspace.reserve(plan(lengths: sequences.map(\.count), outputs: outputs))
-        try network.encoder.forward(sequences, workspace: workspace, checkpoint: checkpoint)
+        try network.encoder.forward(sequences, workspace: workspace, lane: lane, checkpoint: checkpoint)
         let headsStart = StageClock.now()
         defer { headsClock.lap(.heads, since: headsStart) }
         let heads = network.heads
@@ -215,7 +221,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
                 var start = 0
                 while start < tokens {
                     let rows = min(TransformerEncoder.rowBlock, tokens - start)
-                    try heads.colbert.run(rows: rows, input: hidden + start * h, output: workspace.multiVector.floats + start * d)
+                    try heads.colbert.run(rows: rows, input: hidden + start * h, output: workspace.multiVector.floats + start * d, lane: lane)
                     start += rows
                     if start < tokens { checkpoint?() }
                 }

@@ -68,8 +68,8 @@ final class TransformerEncoder: @unchecked Sendable {
     /// Runs the encoder; the last hidden states end up in `workspace.hidden` (`tokens × hidden`).
     /// The workspace must already hold ``plan(lengths:)`` for these sequences. `checkpoint` is
     /// called at safe points (between row blocks and attention rounds); it may run another forward
-    /// pass with another workspace on this thread.
-    func forward(_ sequences: [[Int32]], workspace: Workspace, checkpoint: (() -> Void)? = nil) throws(EngineError) {
+    /// pass with another workspace on this thread and lane.
+    func forward(_ sequences: [[Int32]], workspace: Workspace, lane: ComputeLane, checkpoint: (() -> Void)? = nil) throws(EngineError) {
         let h = config.hiddenSize
         let hidden = workspace.hidden.floats
         let embeddingStart = StageClock.now()
@@ -100,21 +100,21 @@ final class TransformerEncoder: @unchecked Sendable {
         do {
             for layer in weights.layers {
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
-                    try layer.queryKeyValue.run(rows: rows, input: hidden + start * h, output: workspace.queryKeyValue.floats + start * 3 * h)
+                    try layer.queryKeyValue.run(rows: rows, input: hidden + start * h, output: workspace.queryKeyValue.floats + start * 3 * h, lane: lane)
                 }
                 let attentionStart = StageClock.now()
-                try attend(spans, workspace: workspace, checkpoint: checkpoint)
+                try attend(spans, workspace: workspace, lane: lane, checkpoint: checkpoint)
                 clock.lap(.attention, since: attentionStart)
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
-                    try layer.attentionOutput.run(rows: rows, input: workspace.context.floats + start * h, output: workspace.projected.floats + start * h)
+                    try layer.attentionOutput.run(rows: rows, input: workspace.context.floats + start * h, output: workspace.projected.floats + start * h, lane: lane)
                 }
-                normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.attentionNorm)
+                normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.attentionNorm, threads: lane.threads)
                 try inRowBlocks(tokens, checkpoint: checkpoint) { start, rows throws(OneDNNError) in
-                    try layer.intermediate.run(rows: rows, input: hidden + start * h, output: workspace.feedForward.floats)
+                    try layer.intermediate.run(rows: rows, input: hidden + start * h, output: workspace.feedForward.floats, lane: lane)
                     checkpoint?()
-                    try layer.output.run(rows: rows, input: workspace.feedForward.floats, output: workspace.projected.floats + start * h)
+                    try layer.output.run(rows: rows, input: workspace.feedForward.floats, output: workspace.projected.floats + start * h, lane: lane)
                 }
-                normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.outputNorm)
+                normalizeRows(hidden, adding: workspace.projected.floats, rows: tokens, norm: layer.outputNorm, threads: lane.threads)
             }
         } catch {
             throw .kernel(error.description)
@@ -123,7 +123,7 @@ final class TransformerEncoder: @unchecked Sendable {
 
     /// Attention for every sequence: ``MatmulAttention`` for those it takes, ``BlockedAttention``
     /// for the rest (and for everything at fp32).
-    private func attend(_ spans: [(start: Int, length: Int)], workspace: Workspace, checkpoint: (() -> Void)?) throws(OneDNNError) {
+    private func attend(_ spans: [(start: Int, length: Int)], workspace: Workspace, lane: ComputeLane, checkpoint: (() -> Void)?) throws(OneDNNError) {
         let scratch = workspace.attentionScratch.pointer!
         var remaining = spans
         if let matmulAttention {
@@ -131,12 +131,12 @@ final class TransformerEncoder: @unchecked Sendable {
             remaining = spans.filter { !MatmulAttention.takes(length: $0.length) }
             if !taken.isEmpty {
                 try matmulAttention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: taken,
-                                        scratch: scratch, checkpoint: checkpoint)
+                                        scratch: scratch, lane: lane, checkpoint: checkpoint)
             }
         }
         if !remaining.isEmpty {
             attention.run(qkv: workspace.queryKeyValue.floats, context: workspace.context.floats, sequences: remaining,
-                          scratch: scratch, checkpoint: checkpoint)
+                          scratch: scratch, lane: lane, checkpoint: checkpoint)
         }
     }
 
@@ -154,14 +154,14 @@ final class TransformerEncoder: @unchecked Sendable {
         }
     }
 
-    /// `hidden[r] = LayerNorm(hidden[r] + update[r])` for every row, spread over the threads.
+    /// `hidden[r] = LayerNorm(hidden[r] + update[r])` for every row, spread over `threads` threads.
     private func normalizeRows(_ hidden: UnsafeMutablePointer<Float>, adding update: UnsafeMutablePointer<Float>, rows: Int,
-                               norm: (gamma: FloatBuffer, beta: FloatBuffer)) {
+                               norm: (gamma: FloatBuffer, beta: FloatBuffer), threads: Int) {
         let start = StageClock.now()
         defer { clock.lap(.layerNorms, since: start) }
         let h = config.hiddenSize
         let epsilon = config.layerNormEpsilon
-        let workers = min(attention.threads, max(1, rows / 64))
+        let workers = min(threads, max(1, rows / 64))
         let shared = Shared((hidden: hidden, update: update, gamma: norm.gamma.pointer, beta: norm.beta.pointer))
         runWorkers(workers) { worker in
             let (hidden, update, gamma, beta) = shared.value

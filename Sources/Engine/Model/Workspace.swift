@@ -48,8 +48,15 @@ final class Workspace {
 /// checkpoints. A workspace is used by one pass at a time.
 public final class EncoderWorkspace: @unchecked Sendable {
     let storage = Workspace()
+    /// The thread team batches in this workspace run on; nil: the model's own, which has the
+    /// model's threads and which every workspace without a lane shares (their batches must not
+    /// overlap).
+    public let lane: ComputeLane?
 
-    public init() {}
+    /// A workspace whose batches run on `lane` (nil: the model's own lane).
+    public init(lane: ComputeLane? = nil) {
+        self.lane = lane
+    }
 
     /// Bytes held now.
     public var retainedBytes: Int { storage.retainedBytes }
