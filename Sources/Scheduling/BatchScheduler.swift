@@ -4,18 +4,19 @@ import Logging
 import Metrics
 
 /// The memory-aware scheduler of SPEC §5: one queue across requests, batches packed within the
-/// memory budget and run one at a time on a dedicated thread.
+/// memory budget and run by ``SchedulerSettings/workers`` workers, each a dedicated thread with a
+/// thread team and a workspace budget of its own, all sharing the model's weights.
 ///
 /// What runs when is decided by ``SchedulerPolicy``; this class performs its decisions: it owns the
-/// thread, the two workspaces (bulk and interactive), the requests' continuations and results, and
-/// the metrics. An allocation failure splits the batch in halves and retries.
+/// workers (their threads, lanes and two workspaces each, bulk and interactive), the requests'
+/// continuations and results, and the metrics. An allocation failure splits the batch in halves
+/// and retries.
 public final class BatchScheduler: @unchecked Sendable {
     private let encoder: any BatchEncoder
     private let settings: SchedulerSettings
     private let gauge: (any MemoryGauge)?
     private let logger: Logger
-    private let bulkWorkspace = EncoderWorkspace()
-    private let interactiveWorkspace = EncoderWorkspace()
+    private let workers: [Worker]
 
     // Guarded by `condition`.
     private let condition = NSCondition()
@@ -25,8 +26,10 @@ public final class BatchScheduler: @unchecked Sendable {
     private var oomSplits = 0
     /// The engine's speed in tokens per second, from recent batches (see ``measureSpeed(tokens:seconds:)``).
     private var tokensPerSecond: Double?
-    /// Time the running bulk batch spent on interactive work at its safe points (compute thread only).
-    private var nestedSeconds = 0.0
+    /// Top-level batches running now (idle unload waits for none).
+    private var running = 0
+    /// Worker threads in their loop.
+    private var liveWorkers = 0
 
     /// Batches of at least this many tokens measure the engine's speed: shorter ones are dominated
     /// by fixed costs and would make it look slower than it is for the bulk requests it is used for.
@@ -38,29 +41,45 @@ public final class BatchScheduler: @unchecked Sendable {
         self.gauge = gauge
         self.logger = logger
         policy = SchedulerPolicy(settings: settings, now: .now)
+        // One worker runs on the model's own lane (all its threads), as the probe measured it.
+        let count = max(1, settings.workers)
+        workers = (0..<count).map { Worker(index: $0, lane: count == 1 ? nil : ComputeLane(threads: settings.threadsPerWorker)) }
         let niceness = settings.computeNiceness
-        let thread = Thread { [self] in
-            // Compute yields to the threads that read and answer requests: with as many compute
-            // threads as cores, a short request would otherwise wait for a time slice at every
-            // step of its way through the server. The engine's threads (its OpenMP team, started
-            // from this thread) inherit the lower priority; with nothing else to run they still
-            // get every core.
-            ThreadPriority.lowerCurrent(by: niceness)
-            // The name `ps -L` and `top -H` show; the OpenMP team's threads inherit it.
-            Thread.current.name = "bgem3-compute"
-            workerLoop()
+        for worker in workers {
+            let thread = Thread { [self] in
+                // Compute yields to the threads that read and answer requests: with as many compute
+                // threads as cores, a short request would otherwise wait for a time slice at every
+                // step of its way through the server. The engine's threads (its OpenMP team, started
+                // from this thread) inherit the lower priority; with nothing else to run they still
+                // get every core.
+                ThreadPriority.lowerCurrent(by: niceness)
+                // The name `ps -L` and `top -H` show; the OpenMP team's threads inherit it.
+                Thread.current.name = count == 1 ? "bgem3-compute" : "bgem3-compute-\(worker.index)"
+                workerLoop(worker)
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 
-    /// Runs a real encode through each of the scheduler's workspaces (the readiness check of
-    /// SPEC §5). Call before ``open(_:)``, while nothing else runs.
+    /// Runs a real encode through each workspace of each worker (the readiness check of SPEC §5).
+    /// Call before ``open(_:)``, while nothing else runs.
     public func warmUp() throws(EngineError) {
-        for workspace in [bulkWorkspace, interactiveWorkspace] {
-            _ = try encoder.encode([[0, 5, 6, 2]], outputs: .all, workspace: workspace, checkpoint: nil)
+        for worker in workers {
+            for workspace in [worker.bulkWorkspace, worker.interactiveWorkspace] {
+                _ = try encoder.encode([[0, 5, 6, 2]], outputs: .all, workspace: workspace, checkpoint: nil)
+            }
         }
     }
+
+    /// Workers: batches that may run at once.
+    public var workerCount: Int { workers.count }
+
+    /// Threads each worker's team has; nil for a single worker, which runs on all the model's.
+    public var threadsPerWorker: Int? { workers.count == 1 ? nil : settings.threadsPerWorker }
+
+    /// Workers whose thread is taking work (all of them from start until ``stop()``).
+    public var liveWorkerCount: Int { condition.withLock { liveWorkers } }
 
     /// The engine's measured speed, tokens per second (nil before the first batch of
     /// ``speedSampleTokens`` tokens).
@@ -84,8 +103,8 @@ public final class BatchScheduler: @unchecked Sendable {
     /// Batches split after an allocation failure, since start.
     public var oomSplitCount: Int { condition.withLock { oomSplits } }
 
-    /// The workspace bytes the scheduler's two workspaces hold now.
-    public var retainedWorkspaceBytes: Int { bulkWorkspace.retainedBytes + interactiveWorkspace.retainedBytes }
+    /// The workspace bytes every worker's two workspaces hold now.
+    public var retainedWorkspaceBytes: Int { workers.reduce(0) { $0 + $1.retainedBytes } }
 
     /// Stops after the batch in progress; waiting requests fail with ``SchedulingError/cancelled``.
     public func stop() {
@@ -140,7 +159,8 @@ public final class BatchScheduler: @unchecked Sendable {
 
     // MARK: - Requests
 
-    /// Why a bulk request would be answered after its deadline, at the measured speed, or nil
+    /// Why a bulk request would be answered after its deadline, at the measured speed (of one
+    /// worker, times the workers: a request's batches spread over them), or nil
     /// (caller holds the lock). Refusing it now, with a `Retry-After`, beats computing for a minute
     /// an answer nobody will read. Interactive requests are not judged: they go first and are short.
     ///
@@ -156,7 +176,7 @@ public final class BatchScheduler: @unchecked Sendable {
         guard let rate = tokensPerSecond, rate > 0, !policy.isInteractive(lengths) else { return nil }
         let now = ContinuousClock.now
         let remaining = (deadline - now).seconds
-        let seconds = Double(policy.tokensUntilDone(lengths)) / rate
+        let seconds = Double(policy.tokensUntilDone(lengths)) / (rate * Double(workers.count))
         guard seconds > 0.8 * remaining else { return nil }
         let alone = Double(lengths.reduce(0, +)) / rate
         return .wouldMissDeadline(seconds: seconds, remainingSeconds: remaining, alone: alone > 2 * settings.requestTimeout.seconds)
@@ -190,25 +210,41 @@ public final class BatchScheduler: @unchecked Sendable {
 
     // MARK: - The worker
 
-    private func workerLoop() {
+    private func workerLoop(_ worker: Worker) {
         condition.lock()
+        liveWorkers += 1
+        defer {
+            liveWorkers -= 1
+            condition.unlock()
+        }
         while true {
+            if worker.releaseWorkspaces {
+                // Another worker unloaded the weights while this one was idle.
+                worker.releaseWorkspaces = false
+                condition.unlock()
+                worker.release()
+                condition.lock()
+                continue
+            }
             switch decide(insideBulkBatch: false) {
             case .stop:
-                condition.unlock()
                 return
             case .run(let batch):
+                running += 1
                 condition.unlock()
-                run(batch)
+                run(batch, on: worker)
                 condition.lock()
+                running -= 1
             case .fail(let failures):
                 condition.unlock()
                 fail(failures)
                 condition.lock()
             case .unloadWeights:
+                for other in workers where other !== worker { other.releaseWorkspaces = true }
                 condition.unlock()
-                unloadIdle()
+                unloadIdle(worker)
                 condition.lock()
+                condition.broadcast()
             case .wait(let until):
                 if let until {
                     _ = condition.wait(until: Date(timeIntervalSinceNow: max(0, (until - .now).seconds)))
@@ -221,7 +257,7 @@ public final class BatchScheduler: @unchecked Sendable {
 
     /// The policy's next decision (caller holds the lock).
     private func decide(insideBulkBatch: Bool) -> SchedulerPolicy.Decision {
-        policy.next(now: .now, weightsLoaded: encoder.isLoaded, insideBulkBatch: insideBulkBatch,
+        policy.next(now: .now, weightsLoaded: encoder.isLoaded, batchesRunning: running, insideBulkBatch: insideBulkBatch,
                     isGone: { jobs[$0]?.isAbandoned() ?? false })
     }
 
@@ -232,30 +268,29 @@ public final class BatchScheduler: @unchecked Sendable {
         for (job, error) in failed { finish(job, .failure(error)) }
     }
 
-    private func unloadIdle() {
+    private func unloadIdle(_ worker: Worker) {
         encoder.unloadWeights()
-        bulkWorkspace.release()
-        interactiveWorkspace.release()
+        worker.release()
         gauge?.trim()
         logger.info("idle: weights unloaded; the next request loads them again",
                     metadata: ["idle_seconds": .stringConvertible(settings.idleTimeout.map { $0.seconds } ?? 0)])
     }
 
     /// Runs interactive batches at a safe point inside a bulk batch.
-    private func runInteractiveWork() {
+    private func runInteractiveWork(on worker: Worker) {
         for _ in 0..<8 {
             condition.lock()
             let decision = decide(insideBulkBatch: true)
             condition.unlock()
             switch decision {
-            case .run(let batch): run(batch)
+            case .run(let batch): run(batch, on: worker)
             case .fail(let failures): fail(failures)
             case .wait, .unloadWeights, .stop: return
             }
         }
     }
 
-    private func run(_ batch: SchedulerPolicy.Batch) {
+    private func run(_ batch: SchedulerPolicy.Batch, on worker: Worker) {
         let (sequences, outputs): ([[Int32]], EmbeddingOutputs) = condition.withLock {
             let started = ContinuousClock.now
             var outputs = EmbeddingOutputs()
@@ -267,19 +302,20 @@ public final class BatchScheduler: @unchecked Sendable {
             }
             return (sequences, outputs.isEmpty ? .dense : outputs)
         }
-        let workspace = batch.lane == .interactive ? interactiveWorkspace : bulkWorkspace
-        if batch.lane == .alone { interactiveWorkspace.release() }
+        let workspace = batch.lane == .interactive ? worker.interactiveWorkspace : worker.bulkWorkspace
+        if batch.lane == .alone { worker.interactiveWorkspace.release() }
         let started = ContinuousClock.now
-        let baseline = gauge.flatMap { gauge -> Int? in
+        // The process's peak is this batch's only while no other worker runs one.
+        let baseline = workers.count > 1 ? nil : gauge.flatMap { gauge -> Int? in
             guard let rss = gauge.residentBytes, gauge.resetPeak() else { return nil }
             return rss - workspace.retainedBytes
         }
         let checkpoint: (() -> Void)? = batch.lane == .bulk ? { [self] in
             let started = ContinuousClock.now
-            runInteractiveWork()
-            nestedSeconds += (ContinuousClock.now - started).seconds
+            runInteractiveWork(on: worker)
+            worker.nestedSeconds += (ContinuousClock.now - started).seconds
         } : nil
-        if batch.lane != .interactive { nestedSeconds = 0 }
+        if batch.lane != .interactive { worker.nestedSeconds = 0 }
         let results: [SequenceEmbedding]
         do {
             results = try encoder.encode(sequences, outputs: outputs, workspace: workspace, checkpoint: checkpoint)
@@ -290,7 +326,7 @@ public final class BatchScheduler: @unchecked Sendable {
                 "sequences": .stringConvertible(batch.items.count), "bytes": .stringConvertible(bytes)])
             workspace.release()
             gauge?.trim()
-            for part in SchedulerPolicy.halves(of: batch) { run(part) }
+            for part in SchedulerPolicy.halves(of: batch) { run(part, on: worker) }
             return
         } catch {
             workspace.release()
@@ -309,7 +345,9 @@ public final class BatchScheduler: @unchecked Sendable {
         // Sequences run unpadded, so no computed token is padding.
         Recorder(label: "bgem3_padding_ratio").record(0.0)
         Metrics.Timer(label: "bgem3_batch_duration_seconds").recordNanoseconds(Int64((ended - started).seconds * 1e9))
-        if batch.lane != .interactive { measureSpeed(tokens: sequences.reduce(0) { $0 + $1.count }, seconds: (ended - started).seconds - nestedSeconds) }
+        if batch.lane != .interactive {
+            measureSpeed(tokens: sequences.reduce(0) { $0 + $1.count }, seconds: (ended - started).seconds - worker.nestedSeconds)
+        }
         deliver(batch, results, ended: ended)
     }
 
@@ -328,6 +366,31 @@ public final class BatchScheduler: @unchecked Sendable {
             }
         }
         for (job, result) in complete { finish(job, .success(result)) }
+    }
+}
+
+/// One of the scheduler's workers: its lane (nil: the model's own) and its two workspaces, which
+/// only its thread uses. `releaseWorkspaces` is guarded by the scheduler's lock.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    let bulkWorkspace: EncoderWorkspace
+    let interactiveWorkspace: EncoderWorkspace
+    /// Time the running bulk batch spent on interactive work at its safe points.
+    var nestedSeconds = 0.0
+    /// Set when another worker unloaded the weights: this one frees its workspaces when it wakes.
+    var releaseWorkspaces = false
+
+    init(index: Int, lane: ComputeLane?) {
+        self.index = index
+        bulkWorkspace = EncoderWorkspace(lane: lane)
+        interactiveWorkspace = EncoderWorkspace(lane: lane)
+    }
+
+    var retainedBytes: Int { bulkWorkspace.retainedBytes + interactiveWorkspace.retainedBytes }
+
+    func release() {
+        bulkWorkspace.release()
+        interactiveWorkspace.release()
     }
 }
 

@@ -20,6 +20,9 @@ public struct MemorySettings: Sendable {
     public var safety = 0.9
     /// Execution slots the workspace budget is divided between (`BGE_M3_WORKERS`).
     public var workers = 1
+    /// What each worker beyond the first holds outside its workspace: its thread team's primitives,
+    /// input conversion buffer and scratchpads, which the probe (run on one team) does not see.
+    public static let extraWorkerBytes = 32 << 20
     /// Fraction of the memory left after the model that requests may hold outside the forward
     /// pass: bodies, token ids, results and responses being written (`BGE_M3_REQUEST_MEMORY_SHARE`).
     public var requestShare = 0.25
@@ -69,7 +72,8 @@ public enum MemoryPlanner {
         let resident = gauge.residentBytes ?? model.packedWeightBytes
         // What the model leaves of the planned memory is split between what requests hold outside
         // the forward pass (admission) and the workspace (the batch scheduler).
-        let available = max(0, Int(Double(limit.bytes) * settings.safety) - resident)
+        let teams = (max(1, settings.workers) - 1) * MemorySettings.extraWorkerBytes
+        let available = max(0, Int(Double(limit.bytes) * settings.safety) - resident - teams)
         let requestBytes = Int(Double(available) * settings.requestShare)
         let budget = (available - requestBytes) / max(1, settings.workers)
         let config = model.config

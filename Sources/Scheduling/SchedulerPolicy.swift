@@ -1,6 +1,6 @@
 /// What the batch scheduler does next (SPEC §5), as a value with no thread and no clock of its own.
 ///
-/// The scheduler's worker thread asks ``next(now:weightsLoaded:insideBulkBatch:isGone:)`` for a
+/// Each of the scheduler's worker threads asks ``next(now:weightsLoaded:batchesRunning:insideBulkBatch:isGone:)`` for a
 /// ``Decision`` and performs it: run a batch, answer failed requests, wait, unload idle weights, or
 /// stop; it reports back with ``completed(_:now:)`` or ``failed(_:)``. Keeping the policy apart from
 /// the thread that performs it (as Hummingbird keeps its HTTP/2 connection state machine apart from
@@ -154,9 +154,12 @@ public struct SchedulerPolicy: Sendable {
     ///
     /// - Parameters:
     ///   - weightsLoaded: whether the engine holds its weights (idle unload applies only then).
+    ///   - batchesRunning: batches other workers are running (idle unload waits for none: a batch
+    ///     longer than the idle timeout would otherwise see the weights freed and loaded again
+    ///     beside its own copy).
     ///   - insideBulkBatch: asked at a safe point of a running bulk batch: only interactive work may run.
     ///   - isGone: whether a request's client went away (its inputs are dropped).
-    public mutating func next(now: ContinuousClock.Instant, weightsLoaded: Bool, insideBulkBatch: Bool = false,
+    public mutating func next(now: ContinuousClock.Instant, weightsLoaded: Bool, batchesRunning: Int = 0, insideBulkBatch: Bool = false,
                               isGone: (JobID) -> Bool = { _ in false }) -> Decision {
         if stopping { return .stop }
         let failures = purge(now: now, isGone: isGone)
@@ -176,7 +179,7 @@ public struct SchedulerPolicy: Sendable {
             return .run(take(from: &interactiveQueue, around: 0, lane: .interactive, cost: budget.cost, limits: limits))
         }
         if insideBulkBatch { return .wait(until: nil) }
-        guard !bulkQueue.isEmpty else { return idle(now: now, weightsLoaded: weightsLoaded) }
+        guard !bulkQueue.isEmpty else { return idle(now: now, weightsLoaded: weightsLoaded && batchesRunning == 0) }
 
         // The batch window: the first bulk request of a burst waits a moment for others to join it.
         let windowEnd = bulkQueue.map { jobs[$0.job]!.arrived }.min()! + settings.batchWindow

@@ -16,6 +16,12 @@ public struct SchedulerSettings: Sendable {
     public var requestTimeout: Duration = .seconds(60)
     /// Unload the weights after this long without work; nil keeps them.
     public var idleTimeout: Duration?
+    /// Batches that run at once (`BGE_M3_WORKERS`), each on a thread team of its own within its
+    /// own share of the workspace budget, all sharing the weights.
+    public var workers = 1
+    /// Threads of each worker's team when there are several (a single worker runs on all the
+    /// model's threads).
+    public var threadsPerWorker = 1
     /// How much lower the compute threads' priority is than the request threads' (a `nice`
     /// increment; 0 keeps them equal).
     public var computeNiceness: Int32 = 5

@@ -163,6 +163,14 @@ public struct EmbeddingServer: Sendable {
                                                "decided": .string(decision.source.rawValue),
                                                "measured": .string(decision.measurements.map(\.summary).joined(separator: "; ")),
                                                "attention": .string(model.attentionKernel)])
+        var scheduling = scheduling
+        scheduling.threadsPerWorker = max(1, model.threads / max(1, scheduling.workers))
+        if scheduling.workers > 1 {
+            logger.info("workers", metadata: ["workers": .stringConvertible(scheduling.workers), "threads_each": .stringConvertible(scheduling.threadsPerWorker)])
+            if scheduling.workers > model.threads {
+                logger.warning("more workers than threads: each worker gets one thread and they share \(model.threads); set BGE_M3_WORKERS at most BGE_M3_THREADS")
+            }
+        }
         let scheduler = BatchScheduler(encoder: model, settings: scheduling, gauge: ProcessMemoryGauge(), logger: logger)
         let ready = DispatchSemaphore(value: 0)
         Task {

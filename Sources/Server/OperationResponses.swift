@@ -84,6 +84,9 @@ struct InfoResponse: Encodable {
     let precision: String
     let cpu: CPU
     let threads: Int
+    /// Batches computed at once (`BGE_M3_WORKERS`).
+    let workers: Int
+    let threads_per_worker: Int
     let version: String
     let max_batch: Int
     let model_id: String
@@ -108,7 +111,7 @@ struct InfoResponse: Encodable {
 
     // Encoded explicitly so that `model_sha` is written as null (TEI's clients read the key).
     private enum Keys: String, CodingKey {
-        case model, model_path, dimensions, max_length, engine, precision, cpu, threads, version, max_batch, model_id, model_sha, model_dtype,
+        case model, model_path, dimensions, max_length, engine, precision, cpu, threads, workers, threads_per_worker, version, max_batch, model_id, model_sha, model_dtype,
              model_type, max_input_length, max_client_batch_size, max_batch_tokens, max_concurrent_requests, tokenization_workers, precision_check
     }
 
@@ -122,6 +125,8 @@ struct InfoResponse: Encodable {
         try c.encode(precision, forKey: .precision)
         try c.encode(cpu, forKey: .cpu)
         try c.encode(threads, forKey: .threads)
+        try c.encode(workers, forKey: .workers)
+        try c.encode(threads_per_worker, forKey: .threads_per_worker)
         try c.encode(version, forKey: .version)
         try c.encode(max_batch, forKey: .max_batch)
         try c.encode(model_id, forKey: .model_id)

@@ -45,9 +45,12 @@ struct OperationRoutes: Sendable {
                                       budget_bytes: $0.budgetBytes, request_bytes: $0.requestBytes, rss_bytes: ProcessMemory.residentBytes ?? 0,
                                       workspace_bytes: scheduler?.retainedWorkspaceBytes ?? 0)
             }
+            // Workers exist once the model is loaded; one whose thread stopped turns ok into warn.
+            let serving = phase == .ready || phase == .draining
+            let workers = HealthResponse.Workers(live: serving ? scheduler?.liveWorkerCount ?? 0 : 0, total: scheduler?.workerCount ?? 0)
             let health = HealthResponse(
-                status: phase == .ready ? "ok" : Self.name(phase), stage: Self.stage(phase),
-                workers: .init(live: phase == .ready || phase == .draining ? 1 : 0, total: 1), probe: probe, memory: memory,
+                status: phase == .ready ? (workers.live < workers.total ? "warn" : "ok") : Self.name(phase), stage: Self.stage(phase),
+                workers: workers, probe: probe, memory: memory,
                 admission: .init(requests: admission.requests, tokens: admission.tokens, waiting: admission.waiting, body_bytes: admission.bodyBytes,
                                  body_capacity_bytes: admission.bodyCapacity ?? 0, result_bytes: admission.resultBytes,
                                  result_capacity_bytes: admission.resultCapacity ?? 0),
@@ -63,11 +66,13 @@ struct OperationRoutes: Sendable {
                                      status: .serviceUnavailable)
             }
             let limits = services.limits
+            let scheduler = await services.state.scheduler
             let maxLength = min(limits.maxSequenceLength, model.maximumSequenceLength)
             let info = InfoResponse(
                 model: limits.modelName, model_path: model.directory.path, dimensions: model.dimension, max_length: maxLength,
                 engine: "bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel))",
-                precision: model.precision.rawValue, cpu: .current, threads: model.threads, version: version, max_batch: limits.maxBatch,
+                precision: model.precision.rawValue, cpu: .current, threads: model.threads,
+                workers: scheduler?.workerCount ?? 1, threads_per_worker: scheduler?.threadsPerWorker ?? model.threads, version: version, max_batch: limits.maxBatch,
                 model_id: limits.modelName, model_sha: nil, model_dtype: InfoResponse.dataType(model.precision), max_input_length: maxLength,
                 max_client_batch_size: limits.maxBatch, max_batch_tokens: limits.queueTokens, max_concurrent_requests: limits.queueCapacity,
                 tokenization_workers: services.tokenizing.threads, precision_check: await services.state.precisionDecision.map(PrecisionCheckInfo.init))

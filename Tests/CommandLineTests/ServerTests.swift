@@ -163,6 +163,45 @@ import TestSupport
         #expect(metrics.contains("bgem3_memory_rss_bytes"))
     }
 
+    /// `--workers 2`: two teams of one thread each compute batches at once, and every answer still
+    /// matches the reference; `/health` and `/info` report the workers.
+    @Test func workersComputeAtOnceAndAnswerAsTheReference() async throws {
+        let server = try ServerProcess(arguments: ["--workers", "2"])
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let health = try json(try await server.request("/health").body)
+        #expect(health["status"] as? String == "ok")
+        let workers = try #require(health["workers"] as? [String: Any])
+        #expect(workers["live"] as? Int == 2 && workers["total"] as? Int == 2)
+        let info = try json(try await server.request("/info").body)
+        #expect(info["workers"] as? Int == 2 && info["threads_per_worker"] as? Int == 1 && info["threads"] as? Int == 2)
+        // One text per request, all at once: the scheduler spreads them over both workers.
+        let cases = Array(try #require(Self.golden).cases.filter { $0.max_length == 1024 }.prefix(8))
+        let answers = try await withThrowingTaskGroup(of: (Int, Int, [Float]).self) { group in
+            for round in 0..<3 {
+                for (index, reference) in cases.enumerated() {
+                    group.addTask {
+                        let response = try await server.post("/v1/embeddings", json: "{\"input\": [\(self.quoted(reference.text))]}")
+                        let data = try #require(try self.json(response.body)["data"] as? [[String: Any]])
+                        let vector = try #require(data.first?["embedding"] as? [Double]).map(Float.init)
+                        return (round * 100 + index, response.status, vector)
+                    }
+                }
+            }
+            var all: [(Int, Int, [Float])] = []
+            for try await answer in group { all.append(answer) }
+            return all
+        }
+        #expect(answers.count == 3 * cases.count)
+        for (key, status, vector) in answers {
+            #expect(status == 200)
+            let reference = cases[key % 100].dense
+            #expect(vector.count == reference.count && zip(vector, reference).allSatisfy { abs($0 - $1) <= 1e-4 }, "text \(key % 100)")
+        }
+        let metrics = String(decoding: try await server.request("/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("bgem3_batch_size"))
+    }
+
     @Test func concurrentClientsAllGetCorrectResultsAndSigtermLetsThemFinish() async throws {
         let server = try ServerProcess()
         try await server.waitUntilReady()

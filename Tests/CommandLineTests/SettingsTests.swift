@@ -25,5 +25,7 @@ import TestSupport
         }
         let refused = try BGEM3Process.run(["serve", "--model", RepositoryFixtures.tinyModel.path], environment: ["BGE_M3_MAX_BATCH": "0"], timeout: 30)
         #expect(refused.status != 0 && refused.standardError.contains("BGE_M3_MAX_BATCH=0 must be a whole number in 1...100000"), "\(refused.standardError)")
+        let noWorkers = try BGEM3Process.run(["serve", "--model", RepositoryFixtures.tinyModel.path, "--workers", "0"], timeout: 30)
+        #expect(noWorkers.status != 0 && noWorkers.standardError.contains("--workers must be a whole number in 1...64"), "\(noWorkers.standardError)")
     }
 }

@@ -11,7 +11,11 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
     struct Record { var lengths: [Int]; var nested: Bool }
     private let lock = NSLock()
     private var records: [Record] = []
-    private var depth = 0
+    /// Calls in progress per lane (nil: the model's own): a second one on a lane is nested.
+    private var depths: [ObjectIdentifier?: Int] = [:]
+    private var lanesAtOnce = 0
+    /// The most lanes that were computing at the same time.
+    var peakLanesAtOnce: Int { lock.withLock { lanesAtOnce } }
     private var loaded = true
     private(set) var unloads = 0
     /// Batches that found the weights unloaded (and so loaded them again).
@@ -30,13 +34,20 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
 
     func encode(_ sequences: [[Int32]], outputs: EmbeddingOutputs, workspace: EncoderWorkspace,
                 checkpoint: (() -> Void)?) throws(EngineError) -> [SequenceEmbedding] {
+        let lane = workspace.lane.map(ObjectIdentifier.init)
         let nested = lock.withLock { () -> Bool in
             if !loaded { reloads += 1 }
             loaded = true
-            depth += 1
-            return depth > 1
+            depths[lane, default: 0] += 1
+            lanesAtOnce = max(lanesAtOnce, depths.count)
+            return depths[lane]! > 1
         }
-        defer { lock.withLock { depth -= 1 } }
+        defer {
+            lock.withLock {
+                depths[lane]! -= 1
+                if depths[lane] == 0 { depths[lane] = nil }
+            }
+        }
         if sequences.count > maxSequencesBeforeOOM { throw .outOfMemory(bytes: sequences.count) }
         lock.withLock { records.append(Record(lengths: sequences.map(\.count), nested: nested)) }
         if holdUntilNested && !nested {
@@ -244,5 +255,44 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
         #expect(result.embeddings[0].dense![0] == 6)
         // Loaded again by that batch (it may be unloaded again by now, on a slow machine: 100 ms idle).
         #expect(encoder.reloads == 1)
+    }
+
+    /// Two workers compute two batches at once, each on its own lane, and every result still
+    /// reaches its request in order.
+    @Test func workersRunBatchesAtOnceOnLanesOfTheirOwn() async throws {
+        let encoder = RecordingEncoder()
+        encoder.secondsPerToken = 0.002
+        encoder.checkpoints = 4
+        let scheduler = scheduler(encoder) {
+            $0.workers = 2
+            $0.threadsPerWorker = 1
+            $0.maxBatchSequences = 1
+            $0.interactiveTokens = 10
+        }
+        defer { scheduler.stop() }
+        #expect(scheduler.workerCount == 2)
+        #expect(scheduler.threadsPerWorker == 1)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(scheduler.liveWorkerCount == 2)
+        let lengths = [100, 90, 80, 70]
+        let sequences = lengths.enumerated().map { sequence($0.element, tag: Int32($0.offset)) }
+        let result = try await scheduler.submit(sequences, outputs: .dense, deadline: farDeadline)
+        #expect(result.embeddings.map { $0.dense![0] } == lengths.map(Float.init))
+        #expect(result.embeddings.map { $0.dense![1] } == lengths.indices.map(Float.init))
+        #expect(encoder.peakLanesAtOnce == 2, "each batch takes 140-200 ms: the second worker starts the next meanwhile")
+        #expect(encoder.batches.allSatisfy { !$0.nested }, "batches of two workers are side by side, not nested")
+        scheduler.stop()
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(scheduler.liveWorkerCount == 0)
+    }
+
+    @Test func oneWorkerRunsOnTheModelsOwnLane() async throws {
+        let encoder = RecordingEncoder()
+        let scheduler = scheduler(encoder) { $0.maxBatchSequences = 1 }
+        defer { scheduler.stop() }
+        #expect(scheduler.workerCount == 1)
+        #expect(scheduler.threadsPerWorker == nil)
+        _ = try await scheduler.submit([sequence(30, tag: 1), sequence(20, tag: 2)], outputs: .dense, deadline: farDeadline)
+        #expect(encoder.peakLanesAtOnce == 1)
     }
 }

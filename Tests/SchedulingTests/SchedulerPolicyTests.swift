@@ -144,6 +144,17 @@ import Testing
         #expect(policy.next(now: at(111), weightsLoaded: false) == .wait(until: nil), "unloaded: nothing more to do")
     }
 
+    @Test func idleUnloadWaitsWhileAnotherWorkerRunsABatch() {
+        var policy = policy { $0.idleTimeout = .milliseconds(100) }
+        policy.submit(id(1), lengths: [5], deadline: far, now: t0)
+        policy.submit(id(2), lengths: [6], deadline: far, now: t0)
+        _ = batch(policy.next(now: at(1), weightsLoaded: true))
+        // One worker took the batch and runs it past the timeout; the idle one must not free the
+        // weights under it (the next batch would load a second copy beside the first).
+        #expect(policy.next(now: at(500), weightsLoaded: true, batchesRunning: 1) == .wait(until: nil))
+        #expect(policy.next(now: at(501), weightsLoaded: true, batchesRunning: 0) == .unloadWeights)
+    }
+
     @Test func stopFailsWhatIsKnownAndEndsTheWorker() {
         var policy = policy()
         policy.submit(id(1), lengths: [5], deadline: far, now: t0)

@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ServeSettings.cacheDir.argumentHelp) var cacheDir: String?
     @Option(name: .long, help: ServeSettings.bind.argumentHelp) var bind: String?
     @Option(name: .long, help: ServeSettings.threads.argumentHelp) var threads: Int?
+    @Option(name: .long, help: ServeSettings.workers.argumentHelp) var workers: Int?
     @Option(name: .long, help: ServeSettings.precision.argumentHelp) var precision: String?
     @Option(name: .long, help: ServeSettings.maxBatch.argumentHelp) var maxBatch: Int?
     @Option(name: .long, help: ServeSettings.maxSeqLength.argumentHelp) var maxSeqLength: Int?
@@ -103,10 +104,13 @@ struct ServeCommand: AsyncParsableCommand {
         let threadCount: Int? = threads != nil || settings.string(ServeSettings.threads) != nil
             ? try settings.integer(threads, ServeSettings.threads, default: 1) : nil
 
-        let memory = try settings.memory(limit: memoryLimit, safety: memorySafety, requestShare: requestMemoryShare, probe: probe, cacheDirectory: probeCacheDir,
+        let workerCount = try settings.integer(workers, ServeSettings.workers, default: 1)
+        var memory = try settings.memory(limit: memoryLimit, safety: memorySafety, requestShare: requestMemoryShare, probe: probe, cacheDirectory: probeCacheDir,
                                          costA: costA, costB: costB)
         let drain = try settings.double(drainSecs, ServeSettings.drainSecs, default: 5)
+        memory.workers = workerCount
         var scheduling = SchedulerSettings()
+        scheduling.workers = workerCount
         scheduling.requestTimeout = .milliseconds(Int64(limits.requestTimeoutSeconds * 1000))
         let idle = try settings.double(idleTimeoutSecs, ServeSettings.idleTimeoutSecs, default: 0)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil

@@ -56,7 +56,12 @@ enum ServeSettings {
     static let modelName = ServeSetting(key: "MODEL_NAME", rule: .text, defaultText: "the hub id, or the directory's name",
                                         help: "The model name responses report", variableOnly: true)
     static let bind = ServeSetting(key: "BIND", rule: .text, defaultText: "0.0.0.0:8081", help: "Address to listen on", valueName: "host:port")
-    static let threads = ServeSetting(key: "THREADS", rule: .integer(1...1024), defaultText: "the container's CPU quota", help: "Kernel threads")
+    static let threads = ServeSetting(key: "THREADS", rule: .integer(1...1024), defaultText: "the container's CPU quota",
+                                      help: "Kernel threads, all workers together")
+    static let workers = ServeSetting(
+        key: "WORKERS", rule: .integer(1...64), defaultText: "1",
+        help: "Batches computed at once, each on THREADS/WORKERS threads and in its own share of the workspace budget, all sharing one copy "
+            + "of the weights; more than 1 pays only on many cores (docs/operations.md)")
     static let precision = ServeSetting(
         key: "PRECISION", rule: .choice(PrecisionRequest.choices), defaultText: "auto",
         help: "Matrix-product precision: auto (the fastest that keeps the accuracy gates on the loaded weights, measured at start and cached: "
@@ -102,7 +107,7 @@ enum ServeSettings {
                                        defaultText: "info", help: "The least severe log level written")
 
     static let all: [ServeSetting] = [
-        model, revision, cacheDir, modelName, bind, threads, precision, maxBatch, maxSeqLength, maxTextChars, maxBodyBytes, tokenIds,
+        model, revision, cacheDir, modelName, bind, threads, workers, precision, maxBatch, maxSeqLength, maxTextChars, maxBodyBytes, tokenIds,
         queueCapacity, queueTokens, requestTimeoutSecs, apiKey, memoryLimit, memorySafety, requestMemoryShare, probe, probeCacheDir,
         costA, costB, idleTimeoutSecs, drainSecs, logFormat, logLevel,
     ]
