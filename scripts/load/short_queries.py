@@ -13,7 +13,7 @@ Starts `bgem3 serve` (BGEM3_BINARY, default .build/release/bgem3) on the model, 
 Texts are token ids, so every request is exactly --tokens tokens with <s> and </s>. Prints one
 JSON object; run it alone on the machine, and alternate binaries to compare them.
 
-    scripts/load/short_queries.py --model /tmp/m3synth --clients 8 --seconds 20
+    scripts/load/short_queries.py --model /tmp/m3synth --clients 8 --seconds 20 [--workers 2]
 """
 import argparse
 import http.client
@@ -57,12 +57,13 @@ def main():
     parser.add_argument("--warm-up", type=float, default=3)
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="the server's BGE_M3_WORKERS (the engine's rate is still one pass on all threads)")
     arguments = parser.parse_args()
     bench = json.loads(subprocess.run([default_binary(), "bench", "--model", arguments.model, "--precision", arguments.precision,
                                        "--workloads", "1x128", "--runs", "7", "--threads", str(arguments.threads), "--json"],
                                       capture_output=True, text=True, check=True).stdout)
     engine_tokens_per_s = bench["workloads"][0]["tokens_per_s"]
-    args = ["--precision", arguments.precision, "--threads", str(arguments.threads)]
+    args = ["--precision", arguments.precision, "--threads", str(arguments.threads), "--workers", str(arguments.workers)]
     server = Server(arguments.model, env={"BGE_M3_PROBE_CACHE_DIR": "/tmp/bgem3-acceptance-cache"}, args=args)
     try:
         server.wait_ready()
@@ -101,6 +102,7 @@ def main():
             "sequential_p50_ms": round(percentile(sequential, 0.5) * 1000, 2),
             "sequential_p99_ms": round(percentile(sequential, 0.99) * 1000, 2),
             "clients": arguments.clients,
+            "workers": arguments.workers,
             "requests_per_s": round(served / seconds, 1),
             "concurrent_p50_ms": round(percentile(latencies, 0.5) * 1000, 2),
             "concurrent_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
