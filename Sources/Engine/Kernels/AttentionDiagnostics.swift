@@ -42,7 +42,7 @@ public enum AttentionDiagnostics {
         for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
         let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
         let blocked = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
-        let products = try MatmulAttention(heads: heads, headSize: headSize, threads: threads, runtime: runtime)
+        let products = MatmulAttention(heads: heads, headSize: headSize, threads: threads, runtime: runtime)
         let lane = ComputeLane(threads: threads)
         let longest = lengths.max() ?? 0
         let bytes = max(blocked.scratchBytes(longest: longest),

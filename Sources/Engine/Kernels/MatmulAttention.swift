@@ -98,7 +98,7 @@ final class MatmulAttention: @unchecked Sendable {
     private let lock = NSLock()
     private var products: [ShapeKey: Products] = [:]
 
-    init(heads: Int, headSize: Int, threads: Int, runtime: OneDNNRuntime) throws(OneDNNError) {
+    init(heads: Int, headSize: Int, threads: Int, runtime: OneDNNRuntime) {
         self.heads = heads
         self.headSize = headSize
         self.threads = max(1, threads)
@@ -184,23 +184,23 @@ final class MatmulAttention: @unchecked Sendable {
         let budget = checkpoint == nil ? Int.max : BlockedAttention.roundWork
         var next = [Int](0..<workers)
         var failures = [OneDNNError?](repeating: nil, count: workers)
-        let shared = Shared((qkv: qkv, context: context, scratch: scratch))
+        // Each worker's stream, taken here, outside the parallel region.
+        let streams = try (0..<workers).map { worker throws(OneDNNError) in try lane.stream(worker, engine: runtime.engine) }
+        let shared = Shared((qkv: qkv, context: context, scratch: scratch, streams: streams))
         let attention = self
-        // Each worker's stream, made here: the workers only read them.
-        for worker in 0..<workers { _ = try lane.stream(worker, engine: runtime.engine) }
         lane.enter()
         while true {
             next.withUnsafeMutableBufferPointer { next in
                 failures.withUnsafeMutableBufferPointer { failures in
                     let state = Shared((next: next, failures: failures))
                     runWorkers(workers) { worker in
-                        let (qkv, context, scratch) = shared.value
+                        let (qkv, context, scratch, streams) = shared.value
                         let (next, failures) = state.value
                         var done = 0
                         while next[worker] < workItems.count && done < budget && failures[worker] == nil {
                             let item = workItems[next[worker]]
                             do throws(OneDNNError) {
-                                try attention.attend(item, worker: worker, lane: lane, qkv: qkv, context: context, scratch: scratch + worker * perWorker)
+                                try attention.attend(item, worker: worker, lane: lane, stream: streams[worker], qkv: qkv, context: context, scratch: scratch + worker * perWorker)
                             } catch {
                                 failures[worker] = error
                             }
@@ -217,7 +217,7 @@ final class MatmulAttention: @unchecked Sendable {
     }
 
     /// One head of one sequence, on the calling worker.
-    private func attend(_ item: Item, worker: Int, lane: ComputeLane, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
+    private func attend(_ item: Item, worker: Int, lane: ComputeLane, stream: dnnl_stream_t, qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>,
                         scratch: UnsafeMutableRawPointer) throws(OneDNNError) {
         let hidden = heads * headSize
         let d = headSize
@@ -243,7 +243,6 @@ final class MatmulAttention: @unchecked Sendable {
                 (valuePanel + j * d).update(repeating: 0, count: d)
             }
         }
-        let stream = try lane.stream(worker, engine: runtime.engine)
         var first = 0
         while first < item.length {
             let rows = min(blockRows, item.length - first)

@@ -281,11 +281,7 @@ private final class Network: @unchecked Sendable {
         let colbert = try openWeightFile(at: colbertURL)
         var matmulAttention: MatmulAttention?
         if TransformerEncoder.usesMatmulAttention(precision: precision) {
-            do {
-                matmulAttention = try MatmulAttention(heads: config.heads, headSize: config.headSize, threads: threads, runtime: runtime)
-            } catch {
-                throw .unsupportedPrecision("oneDNN could not set up the bf16 attention products: \(error)")
-            }
+            matmulAttention = MatmulAttention(heads: config.heads, headSize: config.headSize, threads: threads, runtime: runtime)
         }
         encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, precision: precision, runtime: runtime),
                                      threads: threads, matmulAttention: matmulAttention)
