@@ -163,7 +163,9 @@ public struct EmbeddingServer: Sendable {
                                                "decided": .string(decision.source.rawValue),
                                                "measured": .string(decision.measurements.map(\.summary).joined(separator: "; ")),
                                                "attention": .string(model.attentionKernel)])
+        // The workers the budget was divided between, and their share of the model's threads.
         var scheduling = scheduling
+        scheduling.workers = memory.workers
         scheduling.threadsPerWorker = max(1, model.threads / max(1, scheduling.workers))
         if scheduling.workers > 1 {
             logger.info("workers", metadata: ["workers": .stringConvertible(scheduling.workers), "threads_each": .stringConvertible(scheduling.threadsPerWorker)])

@@ -110,7 +110,6 @@ struct ServeCommand: AsyncParsableCommand {
         let drain = try settings.double(drainSecs, ServeSettings.drainSecs, default: 5)
         memory.workers = workerCount
         var scheduling = SchedulerSettings()
-        scheduling.workers = workerCount
         scheduling.requestTimeout = .milliseconds(Int64(limits.requestTimeoutSeconds * 1000))
         let idle = try settings.double(idleTimeoutSecs, ServeSettings.idleTimeoutSecs, default: 0)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
