@@ -162,7 +162,7 @@ public struct EmbeddingServer: Sendable {
                                                "precision": .string(model.precision.rawValue), "requested": .string(decision.requested.description),
                                                "decided": .string(decision.source.rawValue),
                                                "measured": .string(decision.measurements.map(\.summary).joined(separator: "; ")),
-                                               "attention": .string(model.attentionKernel)])
+                                               "attention": .string(model.attentionKernel.description)])
         // The workers the budget was divided between, and their share of the model's threads.
         var scheduling = scheduling
         scheduling.workers = memory.workers

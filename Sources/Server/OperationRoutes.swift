@@ -70,7 +70,7 @@ struct OperationRoutes: Sendable {
             let maxLength = min(limits.maxSequenceLength, model.maximumSequenceLength)
             let info = InfoResponse(
                 model: limits.modelName, model_path: model.directory.path, dimensions: model.dimension, max_length: maxLength,
-                engine: "bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel))",
+                engine: "bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel.description))",
                 precision: model.precision.rawValue, cpu: .current, threads: model.threads,
                 workers: scheduler?.workerCount ?? 1, threads_per_worker: scheduler?.threadsPerWorker ?? model.threads, version: version, max_batch: limits.maxBatch,
                 model_id: limits.modelName, model_sha: nil, model_dtype: InfoResponse.dataType(model.precision), max_input_length: maxLength,

@@ -1,14 +1,36 @@
 import Engine
 import Testing
 
-/// The bf16 attention products (reduced precisions, CPUs with AVX512-BF16) against the fp32 kernel.
+/// oneDNN's attention products (fp32 operands on AVX-512 CPUs, bf16 at the reduced precisions where
+/// bf16 runs faster) against the blocked fp32 kernel.
 @Suite struct AttentionKernelTests {
+    /// fp32 products compute the same sums in another order: agreement to fp32 rounding, on the
+    /// same edge lengths as the bf16 test.
+    @Test func f32ProductsEqualTheBlockedKernel() throws {
+        let lengths = [31, 32, 33, 64, 65, 127, 128, 129, 300, 2048, 2049, 7]
+        let agreement = try #require(try AttentionDiagnostics.agreement(of: .f32, lengths: lengths, threads: 2))
+        print("f32 attention products vs the blocked kernel: minimum cosine \(agreement.minimumCosine), maximum difference \(agreement.maximumDifference)")
+        #expect(agreement.minimumCosine >= 0.999_999, "minimum cosine \(agreement.minimumCosine)")
+        #expect(agreement.maximumDifference < 1e-5, "maximum difference \(agreement.maximumDifference)")
+        #expect(agreement.rounds >= 2, "a checkpoint between rounds of a long batch")
+        #expect(!agreement.scratchOverrun)
+    }
+
+    /// The rule that picks the kernel: the blocked kernel without AVX-512, oneDNN's products with it;
+    /// bf16 operands never at fp32, and at the reduced precisions only where bf16 runs faster.
+    @Test func theKernelFollowsTheCPU() {
+        #expect(AttentionKernel.forThisCPU(precision: .fp32) == (OneDNNRuntime.hasAVX512 ? .products(.f32) : .blocked))
+        let reduced: AttentionKernel = !OneDNNRuntime.hasAVX512 ? .blocked : Precision.bf16IsFasterThanFP32 ? .products(.bf16) : .products(.f32)
+        #expect(AttentionKernel.forThisCPU(precision: .int8) == reduced)
+        #expect(AttentionKernel.forThisCPU(precision: .bf16) == reduced)
+    }
+
     /// Lengths at the edges of the bf16 kernel's padding and blocks (multiples of 16 and 64 and
     /// one past them, one block of 128 query rows and one past it, the longest it takes), with
     /// sequences on either side of its range in the same batch.
     @Test func bf16ProductsFollowTheFp32KernelOrTheTestSaysWhyNot() throws {
         let lengths = [31, 32, 33, 64, 65, 127, 128, 129, 300, 2048, 2049, 7]
-        guard let agreement = try AttentionDiagnostics.bf16Agreement(lengths: lengths, threads: 2) else {
+        guard let agreement = try AttentionDiagnostics.agreement(of: .bf16, lengths: lengths, threads: 2) else {
             print("bf16 attention comparison skipped: \(Precision.bf16.unsupportedReason ?? "bf16 attention unavailable")")
             #expect(Precision.bf16.unsupportedReason != nil, "bf16 attention is off although the CPU runs bf16")
             return
@@ -27,14 +49,14 @@ import Testing
     /// server crashed with a corrupted heap under load.
     @Test func noSequenceWritesPastTheScratchTheKernelAskedFor() throws {
         for headSize in [16, 32, 64] {
-            guard let agreement = try AttentionDiagnostics.bf16Agreement(lengths: [576, 512, 300, 40], heads: 2, headSize: headSize, threads: 2) else { return }
+            guard let agreement = try AttentionDiagnostics.agreement(of: .bf16, lengths: [576, 512, 300, 40], heads: 2, headSize: headSize, threads: 2) else { return }
             #expect(!agreement.scratchOverrun, "head size \(headSize)")
             #expect(agreement.minimumCosine >= 0.999, "head size \(headSize): minimum cosine \(agreement.minimumCosine)")
         }
     }
 
     @Test func oneWorkerGivesTheSameAgreement() throws {
-        guard let agreement = try AttentionDiagnostics.bf16Agreement(lengths: [200, 40], threads: 1) else { return }
+        guard let agreement = try AttentionDiagnostics.agreement(of: .bf16, lengths: [200, 40], threads: 1) else { return }
         #expect(agreement.minimumCosine >= 0.999, "minimum cosine \(agreement.minimumCosine)")
     }
 }

@@ -62,7 +62,11 @@ import Testing
 
     @Test func autoMeasuresTheFasterPrecisionsThisCPURunsAndUnknownNamesAreRejected() {
         #expect(PrecisionRequest("auto") == .automatic)
-        #expect(PrecisionRequest.automatic.candidates == (Precision.bf16.unsupportedReason == nil ? [.int8, .bf16] : [.int8]))
+        // bf16 is a candidate only where it runs faster than fp32: never on a CPU without it, and
+        // not on Intel's AVX512-BF16 without AMX (slower than fp32 on Emerald Rapids).
+        #expect(PrecisionRequest.automatic.candidates == (Precision.bf16IsFasterThanFP32 ? [.int8, .bf16] : [.int8]))
+        if Precision.bf16.unsupportedReason != nil { #expect(!Precision.bf16IsFasterThanFP32) }
+        if CPUVendor.current == .intel && OneDNNRuntime.effectiveISA != "avx512_core_amx" { #expect(!Precision.bf16IsFasterThanFP32) }
         #expect(PrecisionRequest("int8") == .fixed(.int8) && PrecisionRequest.fixed(.int8).candidates == [.int8])
         #expect(PrecisionRequest.fixed(.fp32).candidates.isEmpty)
         #expect(PrecisionRequest("fp16") == nil)

@@ -1,23 +1,32 @@
 import Foundation
 
-/// The attention kernels alone on random data: timing for `bench` and tuning, and agreement of the
-/// bf16 products with the fp32 kernel for tests.
+/// The attention kernels alone on random data: timing for `bench` and tuning, and agreement of
+/// oneDNN's products with the blocked fp32 kernel for tests.
 public enum AttentionDiagnostics {
-    /// Seconds for one layer's attention over one sequence of `length` tokens (median of `runs`),
-    /// with the fp32 kernel.
-    public static func measure(length: Int, heads: Int = 16, headSize: Int = 64, threads: Int, runs: Int = 5) -> Double {
-        let attention = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
+    /// Seconds for one layer's attention over one sequence of `length` tokens (median of `runs`).
+    public static func measure(_ kernel: AttentionKernel, length: Int, heads: Int = 16, headSize: Int = 64, threads: Int, runs: Int = 5) throws -> Double {
+        let blocked = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
+        let products = try kernel.operands.map {
+            MatmulAttention(heads: heads, headSize: headSize, threads: threads, operands: $0, runtime: try OneDNNRuntime.shared(threads: threads))
+        }
         let lane = ComputeLane(threads: threads)
         let qkv = randomProjection(tokens: length, hidden: heads * headSize, seed: 3)
         var context = [Float](repeating: 0, count: length * heads * headSize)
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: attention.scratchBytes(longest: length), alignment: 64)
+        let bytes = max(blocked.scratchBytes(longest: length), kernel.operands.map {
+            MatmulAttention.scratchBytes(longest: length, heads: heads, headSize: headSize, threads: threads, operands: $0)
+        } ?? 0)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         defer { scratch.deallocate() }
         var times: [Double] = []
-        qkv.withUnsafeBufferPointer { q in
-            context.withUnsafeMutableBufferPointer { c in
+        try qkv.withUnsafeBufferPointer { q in
+            try context.withUnsafeMutableBufferPointer { c in
                 for _ in 0...runs {
                     let start = DispatchTime.now().uptimeNanoseconds
-                    attention.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: [(0, length)], scratch: scratch, lane: lane)
+                    if let products, MatmulAttention.takes(length: length) {
+                        try products.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: [(0, length)], scratch: scratch, lane: lane, checkpoint: nil)
+                    } else {
+                        blocked.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: [(0, length)], scratch: scratch, lane: lane)
+                    }
                     times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                 }
             }
@@ -25,16 +34,17 @@ public enum AttentionDiagnostics {
         return times.dropFirst().sorted()[runs / 2]
     }
 
-    /// How closely the bf16 attention products (used at the reduced precisions on CPUs with
-    /// AVX512-BF16) follow the fp32 kernel, over one batch of sequences of `lengths` tokens
-    /// (those outside the bf16 kernel's range go through the fp32 kernel in both runs).
+    /// How closely oneDNN's attention products with these operands follow the blocked fp32
+    /// kernel, over one batch of sequences of `lengths` tokens (those outside the products' range
+    /// go through the blocked kernel in both runs).
     /// - Returns: the smallest cosine between corresponding context rows of one head, the largest
-    ///   absolute difference, the checkpoint rounds the bf16 run took, and whether anything was
+    ///   absolute difference, the checkpoint rounds the products' run took, and whether anything was
     ///   written past the scratch size the kernels ask for (a guard area after it is checked);
-    ///   nil where the CPU lacks AVX512-BF16.
-    public static func bf16Agreement(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int, seed: UInt64 = 11) throws
+    ///   nil where the CPU cannot run these operands.
+    public static func agreement(of operands: AttentionOperands, lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int,
+                                 seed: UInt64 = 11) throws
         -> (minimumCosine: Float, maximumDifference: Float, rounds: Int, scratchOverrun: Bool)? {
-        guard MatmulAttention.isAvailable else { return nil }
+        guard AttentionKernel.products(operands).unsupportedReason == nil else { return nil }
         let runtime = try OneDNNRuntime.shared(threads: threads)
         let hidden = heads * headSize
         let tokens = lengths.reduce(0, +)
@@ -42,11 +52,11 @@ public enum AttentionDiagnostics {
         for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
         let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
         let blocked = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
-        let products = MatmulAttention(heads: heads, headSize: headSize, threads: threads, runtime: runtime)
+        let products = MatmulAttention(heads: heads, headSize: headSize, threads: threads, operands: operands, runtime: runtime)
         let lane = ComputeLane(threads: threads)
         let longest = lengths.max() ?? 0
         let bytes = max(blocked.scratchBytes(longest: longest),
-                        MatmulAttention.scratchBytes(longest: longest, heads: heads, headSize: headSize, threads: threads))
+                        MatmulAttention.scratchBytes(longest: longest, heads: heads, headSize: headSize, threads: threads, operands: operands))
         let guardBytes = 4096
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes) + guardBytes, alignment: 64)
         defer { scratch.deallocate() }

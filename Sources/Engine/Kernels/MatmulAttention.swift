@@ -1,21 +1,25 @@
 import COneDNN
 import Foundation
 
-/// Self-attention through oneDNN's bf16 matrix products, for the reduced precisions on CPUs with
-/// AVX512-BF16 (twice the multiply-add rate of fp32 there).
+/// Self-attention through oneDNN's matrix products and softmax, which oneDNN compiles for the
+/// CPU's widest instructions at run time (``AttentionKernel/forThisCPU(precision:)`` says where):
+/// fp32 operands on AVX-512 CPUs, where ``BlockedAttention`` (8 lanes) uses half the vector width,
+/// and bf16 operands for the reduced precisions where bf16 runs at twice fp32's rate.
 ///
 /// Work is split as in ``BlockedAttention``: (sequence, head) pairs spread over the workers, each
 /// pair computed by one thread from start to end, so that the head's keys, values, scores and
-/// probabilities stay in that core's L2. Per block of query rows: scores = Q·Kᵀ/√d (bf16 operands,
-/// fp32 results), softmax in fp32 over the real keys, probabilities to bf16, context = P·V. Each
-/// product runs on the calling worker alone: inside an OpenMP parallel region oneDNN executes a
-/// primitive on the calling thread.
+/// probabilities stay in that core's L2. Per block of query rows: scores = Q·Kᵀ/√d (fp32 results),
+/// −∞ over the padding keys, softmax (in place at fp32; to bf16 probabilities at bf16), context =
+/// P·V. oneDNN's softmax replaced the engine's own 8-lane one, which was a third of the fp32
+/// products' attention time (1×512 on an Emerald Rapids pair: 0.19 s with it, 0.13 s without any
+/// softmax, 0.13-0.18 s with oneDNN's). Each primitive runs on the calling worker alone: inside an
+/// OpenMP parallel region oneDNN executes a primitive on the calling thread.
 ///
 /// An earlier version ran each product over all cores with every head at once: as fast when the
 /// machine was quiet, and up to twice as slow as the fp32 kernel whenever a neighbour used the L3,
 /// because the 1 MiB score block crossed between the cores.
 ///
-/// Keys are padded with zero rows to a multiple of ``keyQuantum`` (the softmax ignores them) and
+/// Keys are padded with zero rows to a multiple of ``keyQuantum`` (their scores become −∞) and
 /// query blocks to a multiple of ``rowQuantum``, so primitives exist per padded shape only.
 /// Memory is linear in the sequence length: one head's panels and one block of scores per worker.
 final class MatmulAttention: @unchecked Sendable {
@@ -23,6 +27,8 @@ final class MatmulAttention: @unchecked Sendable {
     let headSize: Int
     /// Workers the scratch is sized for: a lane with more threads uses this many.
     let threads: Int
+    /// The products' operand type.
+    let operands: AttentionOperands
     private let runtime: OneDNNRuntime
 
     static let keyQuantum = 64
@@ -36,56 +42,69 @@ final class MatmulAttention: @unchecked Sendable {
     /// head's keys and values and the probabilities.
     static let scoreBytes = 256 << 10
 
-    /// Whether this CPU runs the bf16 products (otherwise ``BlockedAttention`` does all the work).
-    static var isAvailable: Bool { Precision.bf16.unsupportedReason == nil }
+    /// One primitive with its own memory objects (data handles set before each call) and its own
+    /// scratchpad buffer (see ``Scratchpad``), so that workers never share anything oneDNN writes.
+    private final class Step {
+        let primitive: dnnl_primitive_t
+        let name: String
+        /// The primitive's arguments, in the order ``execute(_:stream:)`` takes their pointers.
+        let arguments: [(argument: Int32, memory: dnnl_memory_t)]
+        private let scratchpad: dnnl_memory_t?
+        private let scratchpadStorage: UnsafeMutableRawPointer?
 
-    /// The two products of one padded block shape, for one worker: their own memory objects,
-    /// whose data handles are set before each call, and their own scratchpad buffers (see
-    /// ``Scratchpad``), so that workers never share anything oneDNN writes.
-    private final class Products {
-        let scores: dnnl_primitive_t
-        let context: dnnl_primitive_t
-        /// Source, weights and destination of the scores product, then of the context product.
-        let memories: [dnnl_memory_t]
-        /// For each product, its scratchpad memory (handle set once, to `scratchpadStorage`), if it needs one.
-        let scratchpads: [dnnl_memory_t?]
-        private let scratchpadStorage: [UnsafeMutableRawPointer]
-        init(scores: dnnl_primitive_t, context: dnnl_primitive_t, memories: [dnnl_memory_t],
-             scratchpads: [(memory: dnnl_memory_t, bytes: Int)?]) throws(OneDNNError) {
-            self.scores = scores
-            self.context = context
-            self.memories = memories
-            var storage: [UnsafeMutableRawPointer] = []
-            for scratchpad in scratchpads.compactMap({ $0 }) {
-                let buffer = UnsafeMutableRawPointer.allocate(byteCount: scratchpad.bytes, alignment: 64)
-                storage.append(buffer)
-                try check(dnnl_memory_set_data_handle(scratchpad.memory, buffer), "dnnl_memory_set_data_handle(scratchpad)")
+        /// Makes the primitive from `descriptor` and memory objects for `arguments`' descriptors.
+        init(_ descriptor: dnnl_primitive_desc_t, name: String, arguments: [(argument: Int32, descriptor: dnnl_memory_desc_t)],
+             engine: dnnl_engine_t) throws(OneDNNError) {
+            var made: dnnl_primitive_t?
+            try check(dnnl_primitive_create(&made, descriptor), "dnnl_primitive_create(attention \(name))")
+            primitive = made!
+            self.name = name
+            var memories: [(argument: Int32, memory: dnnl_memory_t)] = []
+            for (argument, var md) in arguments {
+                var memory: dnnl_memory_t?
+                try check(dnnl_memory_create(&memory, &md, engine, nil), "dnnl_memory_create(attention \(name))")
+                memories.append((argument, memory!))
             }
-            self.scratchpads = scratchpads.map { $0?.memory }
-            self.scratchpadStorage = storage
+            self.arguments = memories
+            if let (memory, bytes) = try Scratchpad.memory(for: descriptor, engine: engine) {
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                scratchpad = memory
+                scratchpadStorage = buffer
+                try check(dnnl_memory_set_data_handle(memory, buffer), "dnnl_memory_set_data_handle(scratchpad)")
+            } else {
+                scratchpad = nil
+                scratchpadStorage = nil
+            }
         }
+
         deinit {
-            dnnl_primitive_destroy(scores)
-            dnnl_primitive_destroy(context)
-            for memory in memories { dnnl_memory_destroy(memory) }
-            for memory in scratchpads.compactMap({ $0 }) { dnnl_memory_destroy(memory) }
-            for buffer in scratchpadStorage { buffer.deallocate() }
+            dnnl_primitive_destroy(primitive)
+            for (_, memory) in arguments { dnnl_memory_destroy(memory) }
+            if let scratchpad { dnnl_memory_destroy(scratchpad) }
+            scratchpadStorage?.deallocate()
         }
 
-        /// Runs product `index` (0: scores = Q·Kᵀ, 1: context = P·V) on `stream` over these operands.
-        func execute(_ index: Int, source: UnsafeMutableRawPointer, weights: UnsafeMutableRawPointer,
-                     destination: UnsafeMutableRawPointer, stream: dnnl_stream_t) throws(OneDNNError) {
-            let operands = [(DNNL_ARG_SRC, source), (DNNL_ARG_WEIGHTS, weights), (DNNL_ARG_DST, destination)]
-            var arguments: [dnnl_exec_arg_t] = []
-            for (slot, (argument, pointer)) in operands.enumerated() {
-                let memory = memories[3 * index + slot]
+        /// Runs the primitive on `stream` over `pointers`, one per argument.
+        func execute(_ pointers: [UnsafeMutableRawPointer], stream: dnnl_stream_t) throws(OneDNNError) {
+            var list: [dnnl_exec_arg_t] = []
+            list.reserveCapacity(arguments.count + 1)
+            for ((argument, memory), pointer) in zip(arguments, pointers) {
                 try check(dnnl_memory_set_data_handle(memory, pointer), "dnnl_memory_set_data_handle")
-                arguments.append(dnnl_exec_arg_t(arg: Int32(argument), memory: memory))
+                list.append(dnnl_exec_arg_t(arg: argument, memory: memory))
             }
-            if let scratchpad = scratchpads[index] { arguments.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad)) }
-            try check(dnnl_primitive_execute(index == 0 ? scores : context, stream, Int32(arguments.count), &arguments),
-                      "dnnl_primitive_execute(attention \(index == 0 ? "scores" : "context"))")
+            if let scratchpad { list.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad)) }
+            try check(dnnl_primitive_execute(primitive, stream, Int32(list.count), &list), "dnnl_primitive_execute(attention \(name))")
         }
+    }
+
+    /// The steps of one padded block shape, for one worker.
+    private struct Products {
+        /// scores = Q·Kᵀ/√d (source, weights, destination).
+        let scores: Step
+        /// probabilities = softmax(scores) over each row (source, destination).
+        let softmax: Step
+        /// context = P·V (source, weights, destination).
+        let context: Step
     }
 
     private struct ShapeKey: Hashable {
@@ -98,10 +117,11 @@ final class MatmulAttention: @unchecked Sendable {
     private let lock = NSLock()
     private var products: [ShapeKey: Products] = [:]
 
-    init(heads: Int, headSize: Int, threads: Int, runtime: OneDNNRuntime) {
+    init(heads: Int, headSize: Int, threads: Int, operands: AttentionOperands, runtime: OneDNNRuntime) {
         self.heads = heads
         self.headSize = headSize
         self.threads = max(1, threads)
+        self.operands = operands
         self.runtime = runtime
     }
 
@@ -125,7 +145,7 @@ final class MatmulAttention: @unchecked Sendable {
         let keyPanel: Int, valuePanel: Int, queries: Int, scores: Int, probabilities: Int, output: Int
         let bytes: Int
 
-        init(keys: Int, headSize d: Int) {
+        init(keys: Int, headSize d: Int, operands: AttentionOperands) {
             self.keys = keys
             rows = MatmulAttention.rowsPerBlock(keys: keys)
             var cursor = 0
@@ -133,11 +153,13 @@ final class MatmulAttention: @unchecked Sendable {
                 defer { cursor = (cursor + bytes + 63) & ~63 }
                 return cursor
             }
-            keyPanel = take(2 * keys * d)           // bf16 [key][d]
-            valuePanel = take(2 * keys * d)         // bf16 [key][d]
-            queries = take(2 * rows * d)            // bf16 [row][d]
+            let e = operands.bytes
+            keyPanel = take(e * keys * d)           // [key][d]
+            valuePanel = take(e * keys * d)         // [key][d]
+            queries = take(e * rows * d)            // [row][d]
             scores = take(4 * rows * keys)          // fp32 [row][key]
-            probabilities = take(2 * rows * keys)   // bf16 [row][key]
+            // fp32 probabilities are the scores, made so in place.
+            probabilities = operands == .f32 ? scores : take(e * rows * keys)
             output = take(4 * rows * d)             // fp32 [row][d]
             bytes = cursor
         }
@@ -145,14 +167,15 @@ final class MatmulAttention: @unchecked Sendable {
 
     /// Bytes of one worker's part: the largest layout of any padded length up to `longest`, and
     /// room to align its start.
-    private static func bytesPerWorker(longest: Int, headSize: Int) -> Int {
+    private static func bytesPerWorker(longest: Int, headSize: Int, operands: AttentionOperands) -> Int {
         let most = padded(min(longest, Self.longest), to: keyQuantum)
-        return 64 + stride(from: keyQuantum, through: most, by: keyQuantum).map { Layout(keys: $0, headSize: headSize).bytes }.max()!
+        return 64 + stride(from: keyQuantum, through: most, by: keyQuantum)
+            .map { Layout(keys: $0, headSize: headSize, operands: operands).bytes }.max()!
     }
 
     /// Scratch bytes for sequences up to `longest` tokens (those over ``longest`` are not run here).
-    static func scratchBytes(longest: Int, heads: Int, headSize: Int, threads: Int) -> Int {
-        longest < shortest ? 0 : max(1, threads) * bytesPerWorker(longest: longest, headSize: headSize)
+    static func scratchBytes(longest: Int, heads: Int, headSize: Int, threads: Int, operands: AttentionOperands) -> Int {
+        longest < shortest ? 0 : max(1, threads) * bytesPerWorker(longest: longest, headSize: headSize, operands: operands)
     }
 
     /// One (sequence, head) pair.
@@ -180,7 +203,7 @@ final class MatmulAttention: @unchecked Sendable {
         items.sort { $0.length > $1.length }
         let workItems = items
         let workers = min(threads, lane.threads, items.count)
-        let perWorker = Self.bytesPerWorker(longest: longest, headSize: headSize)
+        let perWorker = Self.bytesPerWorker(longest: longest, headSize: headSize, operands: operands)
         let budget = checkpoint == nil ? Int.max : BlockedAttention.roundWork
         var next = [Int](0..<workers)
         var failures = [OneDNNError?](repeating: nil, count: workers)
@@ -222,25 +245,26 @@ final class MatmulAttention: @unchecked Sendable {
         let hidden = heads * headSize
         let d = headSize
         let stride = 3 * hidden
-        let layout = Layout(keys: Self.padded(item.length, to: Self.keyQuantum), headSize: d)
+        let layout = Layout(keys: Self.padded(item.length, to: Self.keyQuantum), headSize: d, operands: operands)
         let keys = layout.keys
         let blockRows = layout.rows
+        let e = operands.bytes
         let base = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: scratch) + 63) & ~63)!
-        let keyPanel = (base + layout.keyPanel).bindMemory(to: UInt16.self, capacity: keys * d)
-        let valuePanel = (base + layout.valuePanel).bindMemory(to: UInt16.self, capacity: keys * d)
-        let queries = (base + layout.queries).bindMemory(to: UInt16.self, capacity: blockRows * d)
+        let keyPanel = base + layout.keyPanel
+        let valuePanel = base + layout.valuePanel
+        let queries = base + layout.queries
         let scores = (base + layout.scores).bindMemory(to: Float.self, capacity: blockRows * keys)
-        let probabilities = (base + layout.probabilities).bindMemory(to: UInt16.self, capacity: blockRows * keys)
+        let probabilities = base + layout.probabilities
         let output = (base + layout.output).bindMemory(to: Float.self, capacity: blockRows * d)
 
         for j in 0..<keys {
             if j < item.length {
                 let row = qkv + (item.start + j) * stride + item.head * d
-                BFloat16Conversion.convert(row + hidden, into: keyPanel + j * d, count: d, threads: 1)
-                BFloat16Conversion.convert(row + 2 * hidden, into: valuePanel + j * d, count: d, threads: 1)
+                operands.store(row + hidden, into: keyPanel + j * d * e, count: d)
+                operands.store(row + 2 * hidden, into: valuePanel + j * d * e, count: d)
             } else {
-                (keyPanel + j * d).update(repeating: 0, count: d)
-                (valuePanel + j * d).update(repeating: 0, count: d)
+                (keyPanel + j * d * e).initializeMemory(as: UInt8.self, repeating: 0, count: d * e)
+                (valuePanel + j * d * e).initializeMemory(as: UInt8.self, repeating: 0, count: d * e)
             }
         }
         var first = 0
@@ -249,25 +273,19 @@ final class MatmulAttention: @unchecked Sendable {
             let paddedRows = Self.padded(rows, to: Self.rowQuantum)
             for r in 0..<paddedRows {
                 if r < rows {
-                    BFloat16Conversion.convert(qkv + (item.start + first + r) * stride + item.head * d, into: queries + r * d, count: d, threads: 1)
+                    operands.store(qkv + (item.start + first + r) * stride + item.head * d, into: queries + r * d * e, count: d)
                 } else {
-                    (queries + r * d).update(repeating: 0, count: d)
+                    (queries + r * d * e).initializeMemory(as: UInt8.self, repeating: 0, count: d * e)
                 }
             }
             let products = try self.products(lane: lane, worker: worker, rows: paddedRows, keys: keys)
-            try products.execute(0, source: queries, weights: keyPanel, destination: scores, stream: stream)
-            for r in 0..<paddedRows {
-                let row = scores + r * keys
-                let target = probabilities + r * keys
-                if r < rows {
-                    VectorMath.softmax(row, count: item.length)
-                    BFloat16Conversion.convert(row, into: target, count: item.length, threads: 1)
-                    (target + item.length).update(repeating: 0, count: keys - item.length)
-                } else {
-                    target.update(repeating: 0, count: keys)
-                }
+            try products.scores.execute([queries, keyPanel, UnsafeMutableRawPointer(scores)], stream: stream)
+            // Padding keys take no probability: −∞ before the softmax (whose exp gives exactly 0).
+            if keys > item.length {
+                for r in 0..<paddedRows { (scores + r * keys + item.length).update(repeating: -.infinity, count: keys - item.length) }
             }
-            try products.execute(1, source: probabilities, weights: valuePanel, destination: output, stream: stream)
+            try products.softmax.execute([UnsafeMutableRawPointer(scores), probabilities], stream: stream)
+            try products.context.execute([probabilities, valuePanel, UnsafeMutableRawPointer(output)], stream: stream)
             try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
             for r in 0..<rows {
                 (context + (item.start + first + r) * hidden + item.head * d).update(from: output + r * d, count: d)
@@ -285,12 +303,13 @@ final class MatmulAttention: @unchecked Sendable {
             try check(dnnl_memory_desc_init_by_tag(&result, 2, dims.map { dnnl_dim_t($0) }, type, tag), "dnnl_memory_desc_init_by_tag")
             return result
         }
-        var q = try descriptor([rows, headSize], dnnl_bf16, dnnl_ab)
-        var k = try descriptor([headSize, keys], dnnl_bf16, dnnl_ba)   // [key][d] in memory
-        var s = try descriptor([rows, keys], dnnl_f32, dnnl_ab)
-        var p = try descriptor([rows, keys], dnnl_bf16, dnnl_ab)
-        var v = try descriptor([keys, headSize], dnnl_bf16, dnnl_ab)
-        var c = try descriptor([rows, headSize], dnnl_f32, dnnl_ab)
+        let type = operands.dataType
+        let q = try descriptor([rows, headSize], type, dnnl_ab)
+        let k = try descriptor([headSize, keys], type, dnnl_ba)   // [key][d] in memory
+        let s = try descriptor([rows, keys], dnnl_f32, dnnl_ab)
+        let p = try descriptor([rows, keys], type, dnnl_ab)
+        let v = try descriptor([keys, headSize], type, dnnl_ab)
+        let c = try descriptor([rows, headSize], dnnl_f32, dnnl_ab)
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "dnnl_primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attributes) }
@@ -301,26 +320,30 @@ final class MatmulAttention: @unchecked Sendable {
         try check(dnnl_primitive_attr_create(&plainAttributes), "dnnl_primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(plainAttributes) }
         try Scratchpad.request(on: plainAttributes!)
-        func primitive(_ source: inout dnnl_memory_desc_t, _ weights: inout dnnl_memory_desc_t, _ destination: inout dnnl_memory_desc_t,
-                       _ attributes: dnnl_primitive_attr_t?) throws(OneDNNError) -> (dnnl_primitive_t, (memory: dnnl_memory_t, bytes: Int)?) {
+        let engine = runtime.engine
+        func product(_ name: String, _ source: dnnl_memory_desc_t, _ weights: dnnl_memory_desc_t, _ destination: dnnl_memory_desc_t,
+                     _ attributes: dnnl_primitive_attr_t?) throws(OneDNNError) -> Step {
+            var (source, weights, destination) = (source, weights, destination)
             var operation = dnnl_matmul_desc_t()
-            try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init(attention)")
+            try check(dnnl_matmul_desc_init(&operation, &source, &weights, nil, &destination), "dnnl_matmul_desc_init(attention \(name))")
             var descriptor: dnnl_primitive_desc_t?
-            try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, runtime.engine, nil), "dnnl_primitive_desc_create(attention)")
+            try check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, engine, nil), "dnnl_primitive_desc_create(attention \(name))")
             defer { dnnl_primitive_desc_destroy(descriptor) }
-            var result: dnnl_primitive_t?
-            try check(dnnl_primitive_create(&result, descriptor), "dnnl_primitive_create(attention)")
-            return (result!, try Scratchpad.memory(for: descriptor!, engine: runtime.engine))
+            return try Step(descriptor!, name: name, arguments: [(Int32(DNNL_ARG_SRC), source), (Int32(DNNL_ARG_WEIGHTS), weights),
+                                                                 (Int32(DNNL_ARG_DST), destination)], engine: engine)
         }
-        let (scores, scoresScratchpad) = try primitive(&q, &k, &s, attributes)
-        let (context, contextScratchpad) = try primitive(&p, &v, &c, plainAttributes)
-        var memories: [dnnl_memory_t] = []
-        for var descriptor in [q, k, s, p, v, c] {
-            var memory: dnnl_memory_t?
-            try check(dnnl_memory_create(&memory, &descriptor, runtime.engine, nil), "dnnl_memory_create(attention)")
-            memories.append(memory!)
+        func softmax() throws(OneDNNError) -> Step {
+            var (source, destination) = (s, p)
+            var operation = dnnl_softmax_v2_desc_t()
+            try check(dnnl_softmax_v2_forward_desc_init(&operation, dnnl_forward_inference, dnnl_softmax_accurate, &source, &destination, 1),
+                      "dnnl_softmax_v2_forward_desc_init(attention)")
+            var descriptor: dnnl_primitive_desc_t?
+            try check(dnnl_primitive_desc_create(&descriptor, &operation, plainAttributes, engine, nil), "dnnl_primitive_desc_create(attention softmax)")
+            defer { dnnl_primitive_desc_destroy(descriptor) }
+            return try Step(descriptor!, name: "softmax", arguments: [(Int32(DNNL_ARG_SRC), source), (Int32(DNNL_ARG_DST), destination)], engine: engine)
         }
-        let made = try Products(scores: scores, context: context, memories: memories, scratchpads: [scoresScratchpad, contextScratchpad])
+        let made = Products(scores: try product("scores", q, k, s, attributes), softmax: try softmax(),
+                            context: try product("context", p, v, c, plainAttributes))
         lock.withLock { products[key] = made }
         return made
     }

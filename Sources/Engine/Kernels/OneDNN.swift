@@ -58,6 +58,12 @@ public final class OneDNNRuntime: @unchecked Sendable {
             .contains(dnnl_get_effective_cpu_isa())
     }
 
+    /// Whether oneDNN dispatches to AVX-512 here (Zen 4, Zen 5, Intel since Skylake-SP).
+    public static var hasAVX512: Bool {
+        [dnnl_cpu_isa_avx512_core, dnnl_cpu_isa_avx512_core_vnni, dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx]
+            .contains(dnnl_get_effective_cpu_isa())
+    }
+
     /// The instruction set oneDNN dispatches to on this CPU.
     public static var effectiveISA: String {
         switch dnnl_get_effective_cpu_isa() {

@@ -22,6 +22,16 @@ public enum Precision: String, Sendable, CaseIterable {
         }
     }
 
+    /// Whether bf16 products run faster than fp32 ones on this CPU: with AMX, or with AVX512-BF16
+    /// on AMD (Zen 4 and Zen 5: the bf16 matrix-product ceiling is about twice fp32's). Intel's
+    /// AVX512-BF16 without AMX multiplies bf16 pairs at fp32's multiply-add rate: on an Emerald
+    /// Rapids vCPU pair the bf16 encoder was slower than fp32 (1×512 2.41 s against 1.50 s, as was
+    /// OpenVINO's), and bf16 attention products slower than fp32 ones (0.22 s against 0.14 s).
+    public static var bf16IsFasterThanFP32: Bool {
+        guard bf16.unsupportedReason == nil else { return false }
+        return dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx512_core_amx || CPUVendor.current == .amd
+    }
+
     /// The operands' type in the matrix library (activations; int8 weights are s8).
     var dataType: dnnl_data_type_t {
         switch self {
@@ -37,7 +47,8 @@ public enum Precision: String, Sendable, CaseIterable {
 /// What `--precision` asks for: a precision by name, or `auto`.
 public enum PrecisionRequest: Sendable, Equatable, CustomStringConvertible {
     /// The fastest precision that keeps the accuracy gates on the loaded weights, measured at
-    /// start (``PrecisionCheck``): int8, else bf16 where the CPU has it, else fp32.
+    /// start (``PrecisionCheck``): int8, else bf16 where it runs faster than fp32
+    /// (``Precision/bf16IsFasterThanFP32``), else fp32.
     case automatic
     /// This precision, whatever the check says (a warning when it fails the gates).
     case fixed(Precision)
@@ -61,10 +72,10 @@ public enum PrecisionRequest: Sendable, Equatable, CustomStringConvertible {
 
     /// The precisions to measure against fp32, fastest first: those this CPU runs that are faster
     /// than fp32 (int8 at 3× the fp32 product rate with VNNI and about 2× without, bf16 at about
-    /// 2× where present), or the one asked for.
+    /// 2× where ``Precision/bf16IsFasterThanFP32``), or the one asked for.
     public var candidates: [Precision] {
         switch self {
-        case .automatic: return [.int8, .bf16].filter { $0.unsupportedReason == nil }
+        case .automatic: return Precision.bf16IsFasterThanFP32 ? [.int8, .bf16] : [.int8]
         case .fixed(.fp32): return []
         case .fixed(let precision): return [precision]
         }

@@ -47,20 +47,25 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     public var dimension: Int { config.hiddenSize }
     public var maximumSequenceLength: Int { config.maximumSequenceLength }
 
-    /// Which attention kernel runs (for logs, `/info` and `bench`).
-    public var attentionKernel: String {
-        TransformerEncoder.usesMatmulAttention(precision: precision)
-            ? "oneDNN bf16 products for \(MatmulAttention.shortest)...\(MatmulAttention.longest) tokens, blocked fp32 otherwise"
-            : "blocked fp32"
-    }
+    /// Which attention kernel runs (its description names it in logs, `/info` and `bench`).
+    public let attentionKernel: AttentionKernel
 
     /// Whether the weights are in memory now.
     public var isLoaded: Bool { networkLock.withLock { network != nil } }
 
-    public init(directory: URL, threads: Int? = nil, precision: Precision = .fp32) throws(WeightLoadError) {
+    /// Loads the model.
+    /// - Parameters:
+    ///   - threads: the kernels' threads (default: the container's CPU quota).
+    ///   - precision: the matrix products' precision.
+    ///   - attention: the attention kernel (default: ``AttentionKernel/forThisCPU(precision:)``);
+    ///     `bench` compares them on a new CPU.
+    public init(directory: URL, threads: Int? = nil, precision: Precision = .fp32, attention: AttentionKernel? = nil) throws(WeightLoadError) {
         if let reason = precision.unsupportedReason { throw .unsupportedPrecision(reason) }
+        let attention = attention ?? AttentionKernel.forThisCPU(precision: precision)
+        if let reason = attention.unsupportedReason { throw .unsupportedPrecision(reason) }
         self.directory = directory
         self.precision = precision
+        attentionKernel = attention
         let threads = threads ?? CPUQuota.available()
         self.threads = threads
         ownLane = ComputeLane(threads: threads)
@@ -90,7 +95,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         excludedSparseIDs = Self.excludedSparseIDs(directory: directory, tokenizer: tokenizer, tokenizerFile: tokenizerURL)
         attentionShape = BlockedAttention(heads: config.heads, headSize: config.headSize, threads: threads)
         let network = try Network(directory: directory, weightsFile: weightsURL, config: config, threads: threads,
-                                  excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
+                                  excludedSparseIDs: excludedSparseIDs, precision: precision, attention: attention, runtime: runtime)
         packedWeightBytes = network.encoder.weights.packedBytes + network.heads.colbert.residentBytes
         colbertDimension = network.heads.colbertDimension
         matmulImplementation = network.encoder.weights.layers.first?.intermediate.implementation ?? "none"
@@ -109,7 +114,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
         if let network { return network }
         do {
             let loaded = try Network(directory: directory, weightsFile: weightsFile, config: config, threads: threads,
-                                     excludedSparseIDs: excludedSparseIDs, precision: precision, runtime: runtime)
+                                     excludedSparseIDs: excludedSparseIDs, precision: precision, attention: attentionKernel, runtime: runtime)
             network = loaded
             return loaded
         } catch {
@@ -160,7 +165,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
 
     private func plan(lengths: [Int], outputs: EmbeddingOutputs) -> WorkspacePlan {
         var plan = TransformerEncoder.plan(lengths: lengths, config: config, attention: attentionShape,
-                                           matmulAttention: TransformerEncoder.usesMatmulAttention(precision: precision))
+                                           matmulAttention: attentionKernel.operands)
         if outputs.contains(.colbert) { plan.multiVector = lengths.reduce(0, +) * colbertDimension * MemoryLayout<Float>.size }
         return plan
     }
@@ -268,7 +273,7 @@ private final class Network: @unchecked Sendable {
     let files: [any WeightFile]
 
     init(directory: URL, weightsFile: URL, config: ModelConfig, threads: Int, excludedSparseIDs: Set<Int32>,
-         precision: Precision, runtime: OneDNNRuntime) throws(WeightLoadError) {
+         precision: Precision, attention: AttentionKernel, runtime: OneDNNRuntime) throws(WeightLoadError) {
         let weights = try openWeightFile(at: weightsFile)
         let sparseURL = directory.appendingPathComponent("sparse_linear.pt")
         let colbertURL = directory.appendingPathComponent("colbert_linear.pt")
@@ -280,8 +285,8 @@ private final class Network: @unchecked Sendable {
         let sparse = try openWeightFile(at: sparseURL)
         let colbert = try openWeightFile(at: colbertURL)
         var matmulAttention: MatmulAttention?
-        if TransformerEncoder.usesMatmulAttention(precision: precision) {
-            matmulAttention = MatmulAttention(heads: config.heads, headSize: config.headSize, threads: threads, runtime: runtime)
+        if let operands = attention.operands {
+            matmulAttention = MatmulAttention(heads: config.heads, headSize: config.headSize, threads: threads, operands: operands, runtime: runtime)
         }
         encoder = TransformerEncoder(config: config, weights: try TransformerWeights(file: weights, config: config, precision: precision, runtime: runtime),
                                      threads: threads, matmulAttention: matmulAttention)

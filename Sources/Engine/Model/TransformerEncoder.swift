@@ -6,7 +6,7 @@ final class TransformerEncoder: @unchecked Sendable {
     let config: ModelConfig
     let weights: TransformerWeights
     let attention: BlockedAttention
-    /// bf16 attention products for the reduced precisions where the CPU has AVX512-BF16.
+    /// oneDNN's attention products, where ``AttentionKernel/products(_:)`` was chosen.
     let matmulAttention: MatmulAttention?
     /// Time by stage since the last ``takeProfile()`` (the products keep their own).
     private let clock = StageClock()
@@ -28,19 +28,13 @@ final class TransformerEncoder: @unchecked Sendable {
         self.matmulAttention = matmulAttention
     }
 
-    /// Whether a model at this precision runs ``MatmulAttention`` here: the reduced precisions
-    /// already trade exactness for speed, and bf16 products halve attention's time.
-    static func usesMatmulAttention(precision: Precision) -> Bool {
-        precision != .fp32 && MatmulAttention.isAvailable
-    }
-
     /// The exact workspace a batch of these sequence lengths needs.
     func plan(lengths: [Int]) -> WorkspacePlan {
-        Self.plan(lengths: lengths, config: config, attention: attention, matmulAttention: matmulAttention != nil)
+        Self.plan(lengths: lengths, config: config, attention: attention, matmulAttention: matmulAttention?.operands)
     }
 
     /// The exact workspace of a batch, from the shapes alone (no weights needed).
-    static func plan(lengths: [Int], config: ModelConfig, attention: BlockedAttention, matmulAttention: Bool) -> WorkspacePlan {
+    static func plan(lengths: [Int], config: ModelConfig, attention: BlockedAttention, matmulAttention: AttentionOperands?) -> WorkspacePlan {
         let tokens = lengths.reduce(0, +)
         let longest = lengths.max() ?? 0
         let h = config.hiddenSize
@@ -49,8 +43,10 @@ final class TransformerEncoder: @unchecked Sendable {
             hidden: tokens * h * f, queryKeyValue: tokens * 3 * h * f, context: tokens * h * f,
             projected: tokens * h * f, feedForward: min(tokens, rowBlock) * config.intermediateSize * f,
             attentionScratch: max(attention.scratchBytes(longest: longest),
-                                  matmulAttention ? MatmulAttention.scratchBytes(longest: longest, heads: config.heads, headSize: config.headSize,
-                                                                                 threads: attention.threads) : 0))
+                                  matmulAttention.map {
+                                      MatmulAttention.scratchBytes(longest: longest, heads: config.heads, headSize: config.headSize,
+                                                                   threads: attention.threads, operands: $0)
+                                  } ?? 0))
     }
 
     /// Position ids as Hugging Face computes them: for XLM-R, `padding_idx` plus the count of
@@ -122,7 +118,7 @@ final class TransformerEncoder: @unchecked Sendable {
     }
 
     /// Attention for every sequence: ``MatmulAttention`` for those it takes, ``BlockedAttention``
-    /// for the rest (and for everything at fp32).
+    /// for the rest (and for everything when the kernel is ``AttentionKernel/blocked``).
     private func attend(_ spans: [(start: Int, length: Int)], workspace: Workspace, lane: ComputeLane, checkpoint: (() -> Void)?) throws(OneDNNError) {
         let scratch = workspace.attentionScratch.pointer!
         var remaining = spans

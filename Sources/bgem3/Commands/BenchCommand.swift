@@ -38,8 +38,29 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Precision of the matrix products (bf16 needs AVX512-BF16).")
     var precision: Precision = .fp32
 
+    @Option(name: .long, help: ArgumentHelp("""
+        The attention kernel: auto (this CPU's choice: the blocked fp32 kernel without AVX-512, \
+        oneDNN's f32 products with it, bf16 products at int8 and bf16 where bf16 runs faster than \
+        fp32), blocked, f32 or bf16 (oneDNN's products), to compare them on a new CPU.
+        """, valueName: "kernel"))
+    var attention: AttentionChoice = .auto
+
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
+
+    /// `--attention`'s values.
+    enum AttentionChoice: String, ExpressibleByArgument, CaseIterable {
+        case auto, blocked, f32, bf16
+
+        var kernel: AttentionKernel? {
+            switch self {
+            case .auto: nil
+            case .blocked: .blocked
+            case .f32: .products(.f32)
+            case .bf16: .products(.bf16)
+            }
+        }
+    }
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
@@ -73,14 +94,16 @@ struct BenchCommand: ParsableCommand {
         var ceiling: Double?
         var implementation = "none"
         var attentionKernel = "none"
+        var kernel = AttentionKernel.blocked
         let modelNames = names.filter { $0 != "tokenizer" }
         if let model, !modelNames.isEmpty {
             let loaded: BGEM3Model
             do {
-                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision)
+                loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision, attention: attention.kernel)
             } catch { throw CommandFailure(error.description) }
             implementation = loaded.matmulImplementation
-            attentionKernel = loaded.attentionKernel
+            attentionKernel = loaded.attentionKernel.description
+            kernel = loaded.attentionKernel
             ceiling = try MatmulCeiling.measure(threads: threads, precision: loaded.precision)
             let benchmark = ModelBenchmark(model: loaded)
             for name in modelNames {
@@ -106,8 +129,10 @@ struct BenchCommand: ParsableCommand {
         if let ceiling {
             print(String(format: "%@ matmul ceiling (512x1024x4096): %.1f %@; layers run %@; attention: %@", precision.rawValue, ceiling,
                          precision == .int8 ? "GOP/s" : "GFLOP/s", implementation, attentionKernel))
-            let seconds = AttentionDiagnostics.measure(length: 512, threads: threads)
-            print(String(format: "blocked fp32 attention kernel (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
+            for measured in kernel == .blocked ? [kernel] : [.blocked, kernel] {
+                let seconds = try AttentionDiagnostics.measure(measured, length: 512, threads: threads)
+                print(String(format: "%@ attention (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", measured.name, 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
+            }
         }
         if let t = tokenizerResult {
             print(String(format: "tokenizer: load %.3f s, %.2f MB/s, %.0f tokens/s (one thread, median of %d)", t.loadSeconds, t.megabytesPerSecond, t.tokensPerSecond, runs))

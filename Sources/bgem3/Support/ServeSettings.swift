@@ -65,7 +65,7 @@ enum ServeSettings {
     static let precision = ServeSetting(
         key: "PRECISION", rule: .choice(PrecisionRequest.choices), defaultText: "auto",
         help: "Matrix-product precision: auto (the fastest that keeps the accuracy gates on the loaded weights, measured at start and cached: "
-            + "int8, else bf16 where the CPU has it, else fp32), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16) or int8")
+            + "int8, else bf16 where it runs faster than fp32, else fp32), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16) or int8")
     static let maxBatch = ServeSetting(key: "MAX_BATCH", rule: .integer(1...100_000), defaultText: "256", help: "Texts per request")
     static let maxSeqLength = ServeSetting(key: "MAX_SEQ_LENGTH", rule: .integer(2...8192), defaultText: "8192", help: "Tokens per text, <s> and </s> included")
     static let maxTextChars = ServeSetting(key: "MAX_TEXT_CHARS", rule: .integer(1...100_000_000), defaultText: "200000",
