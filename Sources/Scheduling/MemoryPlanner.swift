@@ -66,7 +66,7 @@ public struct MemoryPlan: Sendable {
 public enum MemoryPlanner {
     /// - Parameters:
     ///   - maxSequenceLength: the longest sequence the server accepts (the probe's largest shape).
-    public static func plan(model: BGEM3Model, limit: MemoryLimit, settings: MemorySettings, engineVersion: String, precision: String,
+    public static func plan(model: BGEM3Model, limit: MemoryLimit, settings: MemorySettings, engineVersion: String,
                             maxSequenceLength: Int, gauge: some MemoryGauge, logger: Logger) -> MemoryPlan {
         gauge.trim()
         let resident = gauge.residentBytes ?? model.packedWeightBytes
@@ -98,7 +98,9 @@ public enum MemoryPlanner {
         var cache: (ProbeCache, ProbeFingerprint)?
         if let directory = settings.cacheDirectory {
             do {
-                let fingerprint = try ProbeFingerprint.of(modelDirectory: model.directory, engineVersion: engineVersion, precision: precision,
+                // The attention kernel sizes part of the workspace, and differs between CPUs sharing a cache.
+                let fingerprint = try ProbeFingerprint.of(modelDirectory: model.directory, engineVersion: engineVersion,
+                                                          precision: "\(model.precision.rawValue); attention \(model.attentionKernel.name)",
                                                           threads: model.threads, maxSequenceLength: maxSequenceLength)
                 cache = (ProbeCache(directory: directory), fingerprint)
             } catch {

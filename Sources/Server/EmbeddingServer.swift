@@ -180,8 +180,7 @@ public struct EmbeddingServer: Sendable {
             ready.signal()
         }
         ready.wait()
-        let plan = MemoryPlanner.plan(model: model, limit: limit, settings: memory, engineVersion: version, precision: model.precision.rawValue,
-                                      maxSequenceLength: min(limits.maxSequenceLength, model.maximumSequenceLength),
+        let plan = MemoryPlanner.plan(model: model, limit: limit, settings: memory, engineVersion: version, maxSequenceLength: min(limits.maxSequenceLength, model.maximumSequenceLength),
                                       gauge: ProcessMemoryGauge(), logger: logger)
         ServerMetrics.memoryPlan(plan)
         let pools = Self.admissionPools(plan, limits: limits, tokenizerThreads: tokenizerThreads)

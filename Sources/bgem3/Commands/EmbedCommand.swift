@@ -156,7 +156,7 @@ struct EmbedCommand: AsyncParsableCommand {
         var settings = MemorySettings()
         settings.cacheDirectory = ProbeCache.defaultDirectory(environment: environment)
         return MemoryPlanner.plan(model: model, limit: limit, settings: settings, engineVersion: BGEM3Version.string,
-                                  precision: model.precision.rawValue, maxSequenceLength: maxLength, gauge: ProcessMemoryGauge(),
+                                  maxSequenceLength: maxLength, gauge: ProcessMemoryGauge(),
                                   logger: Logger(label: "bgem3.embed"))
     }
 

@@ -47,7 +47,7 @@ struct ProbeCommand: ParsableCommand {
         settings.safety = memorySafety
         settings.probe = .force
         settings.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) }
-        let plan = MemoryPlanner.plan(model: loaded, limit: limit, settings: settings, engineVersion: BGEM3Version.string, precision: loaded.precision.rawValue,
+        let plan = MemoryPlanner.plan(model: loaded, limit: limit, settings: settings, engineVersion: BGEM3Version.string,
                                       maxSequenceLength: min(maxSeqLength ?? loaded.maximumSequenceLength, loaded.maximumSequenceLength),
                                       gauge: ProcessMemoryGauge(), logger: logger)
         let shapes = zip(plan.samples, plan.predictions)
