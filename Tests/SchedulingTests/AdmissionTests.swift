@@ -1,6 +1,7 @@
 import Foundation
 import Scheduling
 import Synchronization
+import TestSupport
 import Testing
 
 /// Admission: the memory pools and the policy as values, then the runner with real waiting.
@@ -136,7 +137,7 @@ import Testing
         }
         #expect(admission.status.requests == 1 && admission.status.waiting == 0, "the expired request left")
         let second = Task { try await admission.enter(bodyBytes: 80, deadline: .now + .seconds(10)) }
-        while admission.status.waiting == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("a request waiting for admission", interval: .milliseconds(1)) { admission.status.waiting > 0 }
         first.withLock { $0 = nil }  // the first request is answered
         let ticket = try await second.value
         #expect(admission.status.bodyBytes == 80)

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Scheduling
 import Synchronization
+import TestSupport
 import Testing
 
 /// A stand-in engine: each sequence's "dense" output is [length, first token, second token], so
@@ -187,12 +188,12 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
         defer { scheduler.stop() }
         let gone = Atomic<Bool>(false)
         let blocker = Task { try await scheduler.submit([sequence(3000, tag: 0)], outputs: .dense, deadline: farDeadline) }
-        while encoder.batches.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        try await waitUntil("the first batch to start") { !encoder.batches.isEmpty }
         let abandoned = Task {
             try await scheduler.submit((0..<5).map { sequence(2600, tag: Int32($0)) }, outputs: .dense, deadline: farDeadline,
                                        isAbandoned: { gone.load(ordering: .relaxed) })
         }
-        while scheduler.queueDepth < 2 { try await Task.sleep(for: .milliseconds(2)) }
+        try await waitUntil("two requests queued") { scheduler.queueDepth >= 2 }
         gone.store(true, ordering: .relaxed)
         await #expect(throws: SchedulingError.cancelled) { _ = try await abandoned.value }
         _ = try await blocker.value
@@ -209,7 +210,7 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
             Task { try await scheduler.submit([sequence(10 + index, tag: Int32(index))], outputs: .dense, deadline: .now + .seconds(30)) }
         }
         // The "probe": while the scheduler is closed, nothing reaches the engine.
-        while scheduler.queueDepth < 20 { try await Task.sleep(for: .milliseconds(5)) }
+        try await waitUntil("twenty requests queued", interval: .milliseconds(5)) { scheduler.queueDepth >= 20 }
         #expect(encoder.batches.isEmpty)
         scheduler.open(SchedulerBudget(cost: CostModel(a: 1000, b: 0), bytes: 1 << 30))
         for (index, request) in requests.enumerated() {
@@ -233,7 +234,7 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
             finished.withLock { $0.append("bulk") }
             return result
         }
-        while encoder.batches.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        try await waitUntil("the first batch to start") { !encoder.batches.isEmpty }
         let interactive = try await scheduler.submit([sequence(12, tag: 99)], outputs: .dense, deadline: farDeadline)
         finished.withLock { $0.append("interactive") }
         _ = try await bulk.value
