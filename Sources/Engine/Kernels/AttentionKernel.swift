@@ -13,16 +13,14 @@ public enum AttentionOperands: String, Sendable, Equatable {
     /// Bytes per element.
     var bytes: Int { self == .bf16 ? 2 : 4 }
 
-    /// Writes `count` floats into `target` in this type (nothing to do where they are already there).
+    /// Writes `count` floats into `target` in this type.
     @inline(__always)
     func store(_ source: UnsafePointer<Float>, into target: UnsafeMutableRawPointer, count: Int) {
         switch self {
         case .bf16:
             BFloat16Conversion.convert(source, into: target.assumingMemoryBound(to: UInt16.self), count: count, threads: 1)
         case .f32:
-            if UnsafeRawPointer(source) != UnsafeRawPointer(target) {
-                target.assumingMemoryBound(to: Float.self).update(from: source, count: count)
-            }
+            target.assumingMemoryBound(to: Float.self).update(from: source, count: count)
         }
     }
 }

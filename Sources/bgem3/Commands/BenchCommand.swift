@@ -93,8 +93,7 @@ struct BenchCommand: ParsableCommand {
         var results: [ModelBenchmark.Result] = []
         var ceiling: Double?
         var implementation = "none"
-        var attentionKernel = "none"
-        var kernel = AttentionKernel.blocked
+        var kernel: AttentionKernel?
         let modelNames = names.filter { $0 != "tokenizer" }
         if let model, !modelNames.isEmpty {
             let loaded: BGEM3Model
@@ -102,7 +101,6 @@ struct BenchCommand: ParsableCommand {
                 loaded = try BGEM3Model(directory: URL(fileURLWithPath: model), threads: threads, precision: precision, attention: attention.kernel)
             } catch { throw CommandFailure(error.description) }
             implementation = loaded.matmulImplementation
-            attentionKernel = loaded.attentionKernel.description
             kernel = loaded.attentionKernel
             ceiling = try MatmulCeiling.measure(threads: threads, precision: loaded.precision)
             let benchmark = ModelBenchmark(model: loaded)
@@ -118,7 +116,7 @@ struct BenchCommand: ParsableCommand {
         }
         if json {
             let object: [String: Any] = [
-                "version": BGEM3Version.string, "precision": precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "attention": attentionKernel, "threads": threads, "cpu": CPUDescription.current,
+                "version": BGEM3Version.string, "precision": precision.rawValue, "isa": OneDNNRuntime.effectiveISA, "attention": kernel?.description ?? "none", "threads": threads, "cpu": CPUDescription.current,
                 "matmul_gflops": ceiling.map { $0 as Any } ?? NSNull(), "workloads": rows,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
@@ -126,9 +124,9 @@ struct BenchCommand: ParsableCommand {
             return
         }
         print("cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA); \(threads) threads; precision \(precision.rawValue)")
-        if let ceiling {
+        if let ceiling, let kernel {
             print(String(format: "%@ matmul ceiling (512x1024x4096): %.1f %@; layers run %@; attention: %@", precision.rawValue, ceiling,
-                         precision == .int8 ? "GOP/s" : "GFLOP/s", implementation, attentionKernel))
+                         precision == .int8 ? "GOP/s" : "GFLOP/s", implementation, kernel.description))
             for measured in kernel == .blocked ? [kernel] : [.blocked, kernel] {
                 let seconds = try AttentionDiagnostics.measure(measured, length: 512, threads: threads)
                 print(String(format: "%@ attention (one layer, 16 heads, 512 tokens): %.1f GFLOP/s", measured.name, 16.0 * 4 * 512 * 512 * 64 / seconds / 1e9))
