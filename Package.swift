@@ -89,7 +89,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.embedInCode("Resources/multilingual-lines.txt")],
-            swiftSettings: nativeCode),
+            swiftSettings: nativeCode,
+            // A build ID note (a SHA-1 of the linked output) tells builds apart for the probe
+            // cache at no cost at start; see ExecutableBuild.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--build-id=sha1"])]),
         // What the test suites share: the repository's fixtures, scratch directories, the real
         // binary and server processes.
         .target(

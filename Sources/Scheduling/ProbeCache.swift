@@ -24,7 +24,8 @@ public struct ProbeSample: Sendable, Equatable, Codable {
 public struct ProbeRecord: Sendable, Equatable, Codable {
     /// Raised whenever the meaning or layout of a record changes, so that an older or newer build
     /// sharing the cache ignores the file and probes again instead of misreading it.
-    public static let currentFormat = 1
+    /// Format 2: the fingerprint carries the engine build.
+    public static let currentFormat = 2
 
     public var format: Int
     /// What the result depends on; a record is only used for an equal fingerprint.
@@ -313,6 +314,9 @@ public struct ProbeCache: Sendable {
         var differences: [String] = []
         if cached.engineVersion != current.engineVersion {
             differences.append("engineVersion \(cached.engineVersion) ≠ \(current.engineVersion)")
+        }
+        if cached.engineBuild != current.engineBuild {
+            differences.append("engineBuild \(cached.engineBuild.prefix(24)) ≠ \(current.engineBuild.prefix(24))")
         }
         if cached.precision != current.precision { differences.append("precision \(cached.precision) ≠ \(current.precision)") }
         if cached.threads != current.threads { differences.append("threads \(cached.threads) ≠ \(current.threads)") }

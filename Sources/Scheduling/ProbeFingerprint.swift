@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 
-/// What a cached probe result depends on: the model's files, the engine build, and the settings
+/// What a cached probe result depends on: the model's files, the engine's version and build, and the settings
 /// that change how much workspace a batch needs. Two servers with equal fingerprints would measure
 /// the same costs, so one may reuse the other's probe; anything else must probe again.
 public struct ProbeFingerprint: Sendable, Equatable, Codable {
@@ -26,6 +26,9 @@ public struct ProbeFingerprint: Sendable, Equatable, Codable {
     /// Sorted by name, so that the order files were found in does not change the fingerprint.
     public var modelFiles: [FileIdentity]
     public var engineVersion: String
+    /// The running executable's build (``ExecutableBuild/identity``): builds of one version
+    /// differ in their kernels and workspace, so they must not share a fit.
+    public var engineBuild: String
     public var precision: String
     public var threads: Int
     public var maxSequenceLength: Int
@@ -41,9 +44,11 @@ public struct ProbeFingerprint: Sendable, Equatable, Codable {
     }
 
     /// Sorts `modelFiles` by name.
-    public init(modelFiles: [FileIdentity], engineVersion: String, precision: String, threads: Int, maxSequenceLength: Int) {
+    public init(modelFiles: [FileIdentity], engineVersion: String, engineBuild: String = ExecutableBuild.identity, precision: String,
+                threads: Int, maxSequenceLength: Int) {
         self.modelFiles = modelFiles.sorted { $0.name < $1.name }
         self.engineVersion = engineVersion
+        self.engineBuild = engineBuild
         self.precision = precision
         self.threads = threads
         self.maxSequenceLength = maxSequenceLength

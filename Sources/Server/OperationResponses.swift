@@ -88,6 +88,8 @@ struct InfoResponse: Encodable {
     let workers: Int
     let threads_per_worker: Int
     let version: String
+    /// Which build of `version` runs (``ExecutableBuild/identity``), the key of its cached probe fits.
+    let build: String
     let max_batch: Int
     let model_id: String
     let model_sha: String?
@@ -111,7 +113,7 @@ struct InfoResponse: Encodable {
 
     // Encoded explicitly so that `model_sha` is written as null (TEI's clients read the key).
     private enum Keys: String, CodingKey {
-        case model, model_path, dimensions, max_length, engine, precision, cpu, threads, workers, threads_per_worker, version, max_batch, model_id, model_sha, model_dtype,
+        case model, model_path, dimensions, max_length, engine, precision, cpu, threads, workers, threads_per_worker, version, build, max_batch, model_id, model_sha, model_dtype,
              model_type, max_input_length, max_client_batch_size, max_batch_tokens, max_concurrent_requests, tokenization_workers, precision_check
     }
 
@@ -128,6 +130,7 @@ struct InfoResponse: Encodable {
         try c.encode(workers, forKey: .workers)
         try c.encode(threads_per_worker, forKey: .threads_per_worker)
         try c.encode(version, forKey: .version)
+        try c.encode(build, forKey: .build)
         try c.encode(max_batch, forKey: .max_batch)
         try c.encode(model_id, forKey: .model_id)
         try c.encode(model_sha, forKey: .model_sha)

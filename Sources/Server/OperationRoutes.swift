@@ -72,7 +72,7 @@ struct OperationRoutes: Sendable {
                 model: limits.modelName, model_path: model.directory.path, dimensions: model.dimension, max_length: maxLength,
                 engine: "bgem3 native (oneDNN \(OneDNNRuntime.effectiveISA), \(model.matmulImplementation); attention: \(model.attentionKernel.description))",
                 precision: model.precision.rawValue, cpu: .current, threads: model.threads,
-                workers: scheduler?.workerCount ?? 1, threads_per_worker: scheduler?.threadsPerWorker ?? model.threads, version: version, max_batch: limits.maxBatch,
+                workers: scheduler?.workerCount ?? 1, threads_per_worker: scheduler?.threadsPerWorker ?? model.threads, version: version, build: ExecutableBuild.identity, max_batch: limits.maxBatch,
                 model_id: limits.modelName, model_sha: nil, model_dtype: InfoResponse.dataType(model.precision), max_input_length: maxLength,
                 max_client_batch_size: limits.maxBatch, max_batch_tokens: limits.queueTokens, max_concurrent_requests: limits.queueCapacity,
                 tokenization_workers: services.tokenizing.threads, precision_check: await services.state.precisionDecision.map(PrecisionCheckInfo.init))

@@ -149,6 +149,9 @@ import TestSupport
         let info = try json(try await server.request("/info").body)
         #expect(info["dimensions"] as? Int == 64)
         #expect(info["precision"] as? String == "fp32")
+        // The release binary is linked with a build ID (Package.swift), which keys the probe cache.
+        let build = try #require(info["build"] as? String)
+        #expect(build.hasPrefix("gnu-") && build.count == 4 + 40, "build \(build)")
         let models = try json(try await server.request("/v1/models").body)
         #expect((models["data"] as? [[String: Any]])?.count == 1)
         let tokens = try await server.post("/tokenize", json: "{\"input\": \"Hello world\"}")

@@ -118,6 +118,43 @@ final class ProbeCacheTests: XCTestCase {
         XCTAssertEqual(Set(digests).count, digests.count)
     }
 
+    /// Two builds of one version keep separate fits: the build is part of the key, and a record
+    /// planted under another build's name is refused naming both builds.
+    func testAnotherBuildOfTheSameVersionDoesNotShareAFit() throws {
+        let cache = ProbeCache(directory: scratch)
+        var old = sampleFingerprint()
+        old.engineBuild = "gnu-" + String(repeating: "1", count: 40)
+        var new = old
+        new.engineBuild = "gnu-" + String(repeating: "2", count: 40)
+        XCTAssertNotEqual(old.digest, new.digest)
+        try cache.store(sampleRecord(old))
+        XCTAssertEqual(cache.load(for: new), .miss)
+        try plant(sampleRecord(old), as: new, in: cache)
+        let reason = try XCTUnwrap(reason(cache.load(for: new)))
+        XCTAssertTrue(reason.contains("engineBuild gnu-1111"), reason)
+        XCTAssertTrue(reason.contains("≠ gnu-2222"), reason)
+        // A fingerprint made without naming a build is this process's.
+        XCTAssertEqual(sampleFingerprint().engineBuild, ExecutableBuild.identity)
+        XCTAssertNotEqual(ExecutableBuild.identity, "unknown")
+    }
+
+    /// The note reader finds `NT_GNU_BUILD_ID` after other notes and rejects a truncated segment.
+    func testBuildIDIsReadFromAnELFNoteSegment() {
+        func note(name: String, type: UInt32, descriptor: [UInt8]) -> [UInt8] {
+            func word(_ value: Int) -> [UInt8] { withUnsafeBytes(of: UInt32(value).littleEndian, Array.init) }
+            func padded(_ bytes: [UInt8]) -> [UInt8] { bytes + [UInt8](repeating: 0, count: (4 - bytes.count % 4) % 4) }
+            let nameBytes = Array(name.utf8) + [0]
+            return word(nameBytes.count) + word(descriptor.count) + word(Int(type)) + padded(nameBytes) + padded(descriptor)
+        }
+        let abiTag = note(name: "GNU", type: 1, descriptor: [0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0])
+        let vendor = note(name: "Xen", type: 3, descriptor: [9, 9, 9])
+        let buildID = note(name: "GNU", type: 3, descriptor: [0xde, 0xad, 0xbe, 0xef, 0x01])
+        let segment = abiTag + vendor + buildID
+        segment.withUnsafeBytes { XCTAssertEqual(ExecutableBuild.buildID(inNotes: $0), "deadbeef01") }
+        (abiTag + vendor).withUnsafeBytes { XCTAssertNil(ExecutableBuild.buildID(inNotes: $0)) }
+        Array(segment.dropLast(4)).withUnsafeBytes { XCTAssertNil(ExecutableBuild.buildID(inNotes: $0)) }
+    }
+
     func testFingerprintIncludesOnlyTheKnownFilesThatExist() throws {
         let model = try makeModel()
         try Data("unrelated".utf8).write(to: model.appendingPathComponent("README.md"))
@@ -200,14 +237,15 @@ final class ProbeCacheTests: XCTestCase {
             ("an array", Data("[1, 2, 3]".utf8), "JSON object"),
             ("null", Data("null".utf8), nil),
             ("a string", Data(#""probe""#.utf8), "JSON object"),
-            ("format only", Data(#"{"format": 1}"#.utf8), "missing"),
+            ("format only", Data("{\"format\": \(ProbeRecord.currentFormat)}".utf8), "missing"),
             ("format of the wrong type", Data(#"{"format": "1"}"#.utf8), "format has the wrong type"),
             ("negative a", try withA("-98304.5"), "a = -98304.5"),
             ("a as the string NaN", try withA(#""NaN""#), "a"),
             ("a as a bare NaN", try withA("NaN"), nil),
             ("a out of range", try withA("1e999"), nil),
             ("a as null", try withA("null"), "a"),
-            ("another format", try withFormat(2), "format 2"),
+            ("another format", try withFormat(ProbeRecord.currentFormat + 1), "format \(ProbeRecord.currentFormat + 1)"),
+            ("the format before the build was in the fingerprint", try withFormat(1), "format 1"),
         ]
         for (name, bytes, expected) in cases {
             try bytes.write(to: file)
