@@ -114,29 +114,31 @@ enum Int8Activations {
     private static func quantizeRow(_ row: UnsafePointer<Float>, count: Int, maximum: Float, skipping outliers: OutlierColumns?,
                                     into target: UnsafeMutablePointer<UInt8>) -> (Float, Float) {
         let vectorEnd = count & ~7
-        var lowest = Vector.zero
-        var highest = Vector.zero
         var i = 0
+        var range = RowRange()
         if let outliers {
             // Blocks holding an outlier column are left to the scalar pass below.
             while i < vectorEnd {
-                if !outliers.blocks[i >> 3] {
-                    let v = VectorMath.load(row + i)
-                    lowest.replace(with: v, where: v .< lowest)
-                    highest.replace(with: v, where: v .> highest)
-                }
+                if !outliers.blocks[i >> 3] { range.take(VectorMath.load(row + i), lane: 0) }
                 i += 8
             }
         } else {
+            // Four independent minimum/maximum chains: one chain waits out the instruction's
+            // latency at every step, which made this pass as slow as the quantising one.
+            let quadEnd = count & ~31
+            while i < quadEnd {
+                range.take(VectorMath.load(row + i), lane: 0)
+                range.take(VectorMath.load(row + i + 8), lane: 1)
+                range.take(VectorMath.load(row + i + 16), lane: 2)
+                range.take(VectorMath.load(row + i + 24), lane: 3)
+                i += 32
+            }
             while i < vectorEnd {
-                let v = VectorMath.load(row + i)
-                lowest.replace(with: v, where: v .< lowest)
-                highest.replace(with: v, where: v .> highest)
+                range.take(VectorMath.load(row + i), lane: 0)
                 i += 8
             }
         }
-        var low = min(lowest.min(), 0)
-        var high = max(highest.max(), 0)
+        var (low, high) = range.bounds
         // The scalar pass: the tail, and the blocks holding outlier columns, without those columns.
         if let outliers {
             for block in 0..<(vectorEnd >> 3) where outliers.blocks[block] {
@@ -176,6 +178,28 @@ enum Int8Activations {
             for column in outliers.columns { target[column] = UInt8(zeroPoint) }
         }
         return (scale, zeroPoint)
+    }
+
+    /// A row's smallest and largest values (zero included), kept in four lanes of vectors.
+    private struct RowRange {
+        var lowest = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
+        var highest = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
+
+        @inline(__always)
+        mutating func take(_ v: Vector, lane: Int) {
+            switch lane {
+            case 0: lowest.0 = VectorMath.minimum(lowest.0, v); highest.0 = VectorMath.maximum(highest.0, v)
+            case 1: lowest.1 = VectorMath.minimum(lowest.1, v); highest.1 = VectorMath.maximum(highest.1, v)
+            case 2: lowest.2 = VectorMath.minimum(lowest.2, v); highest.2 = VectorMath.maximum(highest.2, v)
+            default: lowest.3 = VectorMath.minimum(lowest.3, v); highest.3 = VectorMath.maximum(highest.3, v)
+            }
+        }
+
+        var bounds: (Float, Float) {
+            let low = VectorMath.minimum(VectorMath.minimum(lowest.0, lowest.1), VectorMath.minimum(lowest.2, lowest.3))
+            let high = VectorMath.maximum(VectorMath.maximum(highest.0, highest.1), VectorMath.maximum(highest.2, highest.3))
+            return (min(low.min(), 0), max(high.max(), 0))
+        }
     }
 
     /// Turns the primitive's `z[m][n] = weightScale[n] · Σₖ q[m][k]·w[n][k]` into the layer's output:
