@@ -1,0 +1,59 @@
+// The same product on oneDNN 3.x (PyPI's onednn-cpu-gomp 2023.2.0 is oneDNN 3.2 on GNU OpenMP):
+// 3.x passes the per-column weight scales at run time. With `rowscale` it asks for the per-row
+// multiply and prints the implementation oneDNN picks for it.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <oneapi/dnnl/dnnl.h>
+#include "shapes.h"
+
+#define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) { fprintf(stderr, "%s: %d\n", #x, s_); exit(1); } } while (0)
+
+static dnnl_memory_desc_t describe(long rows, long columns, dnnl_data_type_t type, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {rows, columns};
+    dnnl_memory_desc_t d;
+    CHECK(dnnl_memory_desc_create_with_tag(&d, 2, dims, type, tag));
+    return d;
+}
+
+int main(int argc, char **argv) {
+    int rowScale = argc > 1 && strcmp(argv[1], "rowscale") == 0;
+    dnnl_engine_t engine; CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
+    dnnl_stream_t stream; CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
+    for (int i = 0; i < SHAPE_COUNT; i++) {
+        int m = SHAPES[i][0], k = SHAPES[i][1], n = SHAPES[i][2];
+        dnnl_memory_desc_t src = describe(m, k, dnnl_u8, dnnl_ab), plain = describe(k, n, dnnl_s8, dnnl_ba);
+        dnnl_memory_desc_t any = describe(k, n, dnnl_s8, dnnl_format_tag_any), dst = describe(m, n, dnnl_f32, dnnl_ab);
+        dnnl_primitive_attr_t attr; CHECK(dnnl_primitive_attr_create(&attr));
+        CHECK(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1));
+        if (rowScale) {
+            dnnl_post_ops_t ops; CHECK(dnnl_post_ops_create(&ops));
+            CHECK(dnnl_post_ops_append_binary(ops, dnnl_binary_mul, describe(m, 1, dnnl_f32, dnnl_ab)));
+            CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
+        }
+        dnnl_primitive_desc_t pd; CHECK(dnnl_matmul_primitive_desc_create(&pd, engine, src, any, NULL, dst, attr));
+        const char *name; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
+        if (rowScale) { printf("3.x %dx%dx%d per-row multiply: %s\n", m, k, n, name); continue; }
+        const_dnnl_memory_desc_t packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        unsigned char *a = aligned_alloc(64, (size_t)m * k); signed char *w = aligned_alloc(64, (size_t)k * n);
+        for (long j = 0; j < (long)m * k; j++) a[j] = rand() & 255;
+        for (long j = 0; j < (long)k * n; j++) w[j] = (signed char)(rand() % 255 - 127);
+        void *wPacked = aligned_alloc(64, dnnl_memory_desc_get_size(packed) + 64); float *c = aligned_alloc(64, 4L * m * n);
+        float *scales = malloc(4 * n); for (int j = 0; j < n; j++) scales[j] = 0.01f;
+        dnnl_dims_t scaleDims = {n};
+        dnnl_memory_desc_t scaleDescriptor; CHECK(dnnl_memory_desc_create_with_tag(&scaleDescriptor, 1, scaleDims, dnnl_f32, dnnl_a));
+        dnnl_memory_t mA, mW, mWPacked, mC, mScales;
+        CHECK(dnnl_memory_create(&mA, src, engine, a)); CHECK(dnnl_memory_create(&mW, plain, engine, w));
+        CHECK(dnnl_memory_create(&mWPacked, packed, engine, wPacked)); CHECK(dnnl_memory_create(&mC, dst, engine, c));
+        CHECK(dnnl_memory_create(&mScales, scaleDescriptor, engine, scales));
+        dnnl_primitive_desc_t rpd; CHECK(dnnl_reorder_primitive_desc_create(&rpd, plain, engine, packed, engine, NULL));
+        dnnl_primitive_t reorder; CHECK(dnnl_primitive_create(&reorder, rpd));
+        dnnl_exec_arg_t reorderArgs[2] = {{DNNL_ARG_FROM, mW}, {DNNL_ARG_TO, mWPacked}};
+        CHECK(dnnl_primitive_execute(reorder, stream, 2, reorderArgs)); CHECK(dnnl_stream_wait(stream));
+        dnnl_primitive_t product; CHECK(dnnl_primitive_create(&product, pd));
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mA}, {DNNL_ARG_WEIGHTS, mWPacked}, {DNNL_ARG_DST, mC},
+                                   {DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, mScales}};
+        printf("3.x %dx%dx%d %s %.4f\n", m, k, n, name, median_ms(product, stream, args, 4, m));
+    }
+    return 0;
+}
