@@ -1,13 +1,8 @@
 // The same product on oneDNN 3.x (PyPI's onednn-cpu-gomp 2023.2.0 is oneDNN 3.2 on GNU OpenMP):
 // 3.x passes the per-column weight scales at run time. With `rowscale` it asks for the per-row
 // multiply and prints the implementation oneDNN picks for it.
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <oneapi/dnnl/dnnl.h>
-#include "shapes.h"
-
-#define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) { fprintf(stderr, "%s: %d\n", #x, s_); exit(1); } } while (0)
+#include "common.h"
 
 static dnnl_memory_desc_t describe(long rows, long columns, dnnl_data_type_t type, dnnl_format_tag_t tag) {
     dnnl_dims_t dims = {rows, columns};
@@ -17,9 +12,9 @@ static dnnl_memory_desc_t describe(long rows, long columns, dnnl_data_type_t typ
 }
 
 int main(int argc, char **argv) {
-    int rowScale = argc > 1 && strcmp(argv[1], "rowscale") == 0;
-    dnnl_engine_t engine; CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
-    dnnl_stream_t stream; CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    int rowScale = start(argc, argv, &engine, &stream);
     for (int i = 0; i < SHAPE_COUNT; i++) {
         int m = SHAPES[i][0], k = SHAPES[i][1], n = SHAPES[i][2];
         dnnl_memory_desc_t src = describe(m, k, dnnl_u8, dnnl_ab), plain = describe(k, n, dnnl_s8, dnnl_ba);
@@ -35,9 +30,8 @@ int main(int argc, char **argv) {
         const char *name; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
         if (rowScale) { printf("3.x %dx%dx%d per-row multiply: %s\n", m, k, n, name); continue; }
         const_dnnl_memory_desc_t packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        unsigned char *a = aligned_alloc(64, (size_t)m * k); signed char *w = aligned_alloc(64, (size_t)k * n);
-        for (long j = 0; j < (long)m * k; j++) a[j] = rand() & 255;
-        for (long j = 0; j < (long)k * n; j++) w[j] = (signed char)(rand() % 255 - 127);
+        unsigned char *a; signed char *w;
+        random_operands(m, k, n, &a, &w);
         void *wPacked = aligned_alloc(64, dnnl_memory_desc_get_size(packed) + 64); float *c = aligned_alloc(64, 4L * m * n);
         float *scales = malloc(4 * n); for (int j = 0; j < n; j++) scales[j] = 0.01f;
         dnnl_dims_t scaleDims = {n};

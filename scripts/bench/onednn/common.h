@@ -1,6 +1,12 @@
-// BGE-M3's products (rows × inputs × outputs) at 16, 128 and 512 tokens, and the timing both
-// API versions share.
+// What both API versions' programs share: BGE-M3's products (rows × inputs × outputs) at 16, 128
+// and 512 tokens, start-up, random operands and the timing. The calls here are the same in 2.x
+// and 3.x; include it after <oneapi/dnnl/dnnl.h>.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#define CHECK(x) do { dnnl_status_t s_ = (x); if (s_ != dnnl_success) { fprintf(stderr, "%s: %d\n", #x, s_); exit(1); } } while (0)
 static const int SHAPES[][3] = {
     {16, 1024, 3072}, {16, 1024, 4096}, {16, 4096, 1024},
     {128, 1024, 3072}, {128, 1024, 4096}, {128, 4096, 1024},
@@ -25,4 +31,19 @@ static double median_ms(dnnl_primitive_t product, dnnl_stream_t stream, dnnl_exe
     }
     qsort(times, repeats, sizeof times[0], ascending);
     return times[repeats / 2] * 1e3;
+}
+
+// The CPU engine and a stream on it; returns whether `rowscale` was asked for.
+static int start(int argc, char **argv, dnnl_engine_t *engine, dnnl_stream_t *stream) {
+    CHECK(dnnl_engine_create(engine, dnnl_cpu, 0));
+    CHECK(dnnl_stream_create(stream, *engine, dnnl_stream_default_flags));
+    return argc > 1 && strcmp(argv[1], "rowscale") == 0;
+}
+
+// Random u8 activations (m × k) and s8 weights (n × k, Linear's layout).
+static void random_operands(int m, int k, int n, unsigned char **a, signed char **w) {
+    *a = aligned_alloc(64, (size_t)m * k);
+    *w = aligned_alloc(64, (size_t)k * n);
+    for (long j = 0; j < (long)m * k; j++) (*a)[j] = rand() & 255;
+    for (long j = 0; j < (long)k * n; j++) (*w)[j] = (signed char)(rand() % 255 - 127);
 }
