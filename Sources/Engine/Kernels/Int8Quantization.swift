@@ -94,7 +94,7 @@ enum Int8Activations {
     static func quantize(_ source: UnsafePointer<Float>, rows: Int, columns: Int, maximum: Int, skipping outliers: OutlierColumns? = nil,
                          into target: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>,
                          offsets: UnsafeMutablePointer<Float>, threads: Int) {
-        let workers = min(threads, max(1, rows * columns >> 15))
+        let workers = workerCount(values: rows * columns, threads: threads)
         let shared = Shared((source: source, target: target, scales: scales, offsets: offsets, outliers: outliers))
         runWorkers(workers) { worker in
             let (source, target, scales, offsets, outliers) = shared.value
@@ -119,7 +119,7 @@ enum Int8Activations {
         if let outliers {
             // Blocks holding an outlier column are left to the scalar pass below.
             while i < vectorEnd {
-                if !outliers.blocks[i >> 3] { range.take(VectorMath.load(row + i), lane: 0) }
+                if !outliers.blocks[i >> 3] { range.take(VectorMath.load(row + i)) }
                 i += 8
             }
         } else {
@@ -128,14 +128,11 @@ enum Int8Activations {
             // with four, on an Emerald Rapids pair).
             let quadEnd = count & ~31
             while i < quadEnd {
-                range.take(VectorMath.load(row + i), lane: 0)
-                range.take(VectorMath.load(row + i + 8), lane: 1)
-                range.take(VectorMath.load(row + i + 16), lane: 2)
-                range.take(VectorMath.load(row + i + 24), lane: 3)
+                range.take(VectorMath.load(row + i), VectorMath.load(row + i + 8), VectorMath.load(row + i + 16), VectorMath.load(row + i + 24))
                 i += 32
             }
             while i < vectorEnd {
-                range.take(VectorMath.load(row + i), lane: 0)
+                range.take(VectorMath.load(row + i))
                 i += 8
             }
         }
@@ -186,14 +183,21 @@ enum Int8Activations {
         var lowest = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
         var highest = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
 
+        /// Four consecutive vectors, one into each chain. (A `lane:` argument chosen by a switch
+        /// was not inlined once the row loop ran inside a parallel region, and the call per
+        /// vector made the quantiser twice as slow.)
         @inline(__always)
-        mutating func take(_ v: Vector, lane: Int) {
-            switch lane {
-            case 0: lowest.0 = VectorMath.minimum(lowest.0, v); highest.0 = VectorMath.maximum(highest.0, v)
-            case 1: lowest.1 = VectorMath.minimum(lowest.1, v); highest.1 = VectorMath.maximum(highest.1, v)
-            case 2: lowest.2 = VectorMath.minimum(lowest.2, v); highest.2 = VectorMath.maximum(highest.2, v)
-            default: lowest.3 = VectorMath.minimum(lowest.3, v); highest.3 = VectorMath.maximum(highest.3, v)
-            }
+        mutating func take(_ a: Vector, _ b: Vector, _ c: Vector, _ d: Vector) {
+            lowest.0 = VectorMath.minimum(lowest.0, a); highest.0 = VectorMath.maximum(highest.0, a)
+            lowest.1 = VectorMath.minimum(lowest.1, b); highest.1 = VectorMath.maximum(highest.1, b)
+            lowest.2 = VectorMath.minimum(lowest.2, c); highest.2 = VectorMath.maximum(highest.2, c)
+            lowest.3 = VectorMath.minimum(lowest.3, d); highest.3 = VectorMath.maximum(highest.3, d)
+        }
+
+        /// One vector, into the first chain.
+        @inline(__always)
+        mutating func take(_ v: Vector) {
+            lowest.0 = VectorMath.minimum(lowest.0, v); highest.0 = VectorMath.maximum(highest.0, v)
         }
 
         var bounds: (Float, Float) {
@@ -209,7 +213,7 @@ enum Int8Activations {
     static func finish(_ output: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scales: UnsafePointer<Float>,
                        offsets: UnsafePointer<Float>, scaledRowSums: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                        outliers: (OutlierColumns, input: UnsafePointer<Float>, inputColumns: Int)? = nil, threads: Int) {
-        let workers = min(threads, max(1, rows * columns >> 15))
+        let workers = workerCount(values: rows * columns, threads: threads)
         let shared = Shared((output: output, scales: scales, offsets: offsets, sums: scaledRowSums, bias: bias, outliers: outliers))
         runWorkers(workers) { worker in
             let (output, scales, offsets, sums, bias, outliers) = shared.value

@@ -7,6 +7,14 @@ struct Shared<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
+/// Workers for a pass over `values` values on a team of `threads`: one per 32 Ki values, so that
+/// a worker has some microseconds of work for the microsecond that waking it costs.
+/// One named function rather than inline arithmetic: `rows * columns >> 15` reads as this, but
+/// Swift's `>>` binds tighter than `*` and it shifts `columns` alone (to 0 for every layer).
+func workerCount(values: Int, threads: Int) -> Int {
+    min(max(1, threads), max(1, values / 32_768))
+}
+
 /// Runs `body(worker)` for `workers` workers at once and returns when all are done.
 ///
 /// The workers are the calling thread's OpenMP team, the threads oneDNN's matrix products use: one
