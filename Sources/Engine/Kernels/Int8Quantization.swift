@@ -114,29 +114,8 @@ enum Int8Activations {
     private static func quantizeRow(_ row: UnsafePointer<Float>, count: Int, maximum: Float, skipping outliers: OutlierColumns?,
                                     into target: UnsafeMutablePointer<UInt8>) -> (Float, Float) {
         let vectorEnd = count & ~7
-        var i = 0
-        var range = RowRange()
-        if let outliers {
-            // Blocks holding an outlier column are left to the scalar pass below.
-            while i < vectorEnd {
-                if !outliers.blocks[i >> 3] { range.take(VectorMath.load(row + i)) }
-                i += 8
-            }
-        } else {
-            // Four independent minimum/maximum chains: one chain waits out the instruction's
-            // latency at every step (product inputs at int8 1×128: 0.0104 s with one, 0.0097 s
-            // with four, on an Emerald Rapids pair).
-            let quadEnd = count & ~31
-            while i < quadEnd {
-                range.take(VectorMath.load(row + i), VectorMath.load(row + i + 8), VectorMath.load(row + i + 16), VectorMath.load(row + i + 24))
-                i += 32
-            }
-            while i < vectorEnd {
-                range.take(VectorMath.load(row + i))
-                i += 8
-            }
-        }
-        var (low, high) = range.bounds
+        var (low, high) = vectorRange(row, vectorEnd: vectorEnd, skipping: outliers)
+        var i = vectorEnd
         // The scalar pass: the tail, and the blocks holding outlier columns, without those columns.
         if let outliers {
             for block in 0..<(vectorEnd >> 3) where outliers.blocks[block] {
@@ -178,33 +157,45 @@ enum Int8Activations {
         return (scale, zeroPoint)
     }
 
-    /// A row's smallest and largest values (zero included), kept in four lanes of vectors.
-    private struct RowRange {
-        var lowest = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
-        var highest = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
-
-        /// Four consecutive vectors, one into each chain. (A `lane:` argument chosen by a switch
-        /// was not inlined once the row loop ran inside a parallel region, and the call per
-        /// vector made the quantiser twice as slow.)
-        @inline(__always)
-        mutating func take(_ a: Vector, _ b: Vector, _ c: Vector, _ d: Vector) {
-            lowest.0 = VectorMath.minimum(lowest.0, a); highest.0 = VectorMath.maximum(highest.0, a)
-            lowest.1 = VectorMath.minimum(lowest.1, b); highest.1 = VectorMath.maximum(highest.1, b)
-            lowest.2 = VectorMath.minimum(lowest.2, c); highest.2 = VectorMath.maximum(highest.2, c)
-            lowest.3 = VectorMath.minimum(lowest.3, d); highest.3 = VectorMath.maximum(highest.3, d)
+    /// The smallest and largest of `row[0..<vectorEnd]` and zero, leaving out the 8-column blocks
+    /// that hold an outlier column (the caller's scalar pass takes those).
+    ///
+    /// Four independent minimum/maximum chains in local variables: one chain waits out the
+    /// instruction's latency at every step (product inputs at int8 1×128: 0.0104 s with one,
+    /// 0.0097 s with four, on an Emerald Rapids pair), and chains kept in a struct's tuple were
+    /// left in memory behind a call per vector once the loop ran inside a parallel region.
+    @inline(__always)
+    private static func vectorRange(_ row: UnsafePointer<Float>, vectorEnd: Int, skipping outliers: OutlierColumns?) -> (Float, Float) {
+        var (low0, low1, low2, low3) = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
+        var (high0, high1, high2, high3) = (Vector.zero, Vector.zero, Vector.zero, Vector.zero)
+        var i = 0
+        if let outliers {
+            while i < vectorEnd {
+                if !outliers.blocks[i >> 3] {
+                    let v = VectorMath.load(row + i)
+                    low0 = VectorMath.minimum(low0, v); high0 = VectorMath.maximum(high0, v)
+                }
+                i += 8
+            }
+        } else {
+            let quadEnd = vectorEnd & ~31
+            while i < quadEnd {
+                let (a, b, c, d) = (VectorMath.load(row + i), VectorMath.load(row + i + 8), VectorMath.load(row + i + 16), VectorMath.load(row + i + 24))
+                low0 = VectorMath.minimum(low0, a); high0 = VectorMath.maximum(high0, a)
+                low1 = VectorMath.minimum(low1, b); high1 = VectorMath.maximum(high1, b)
+                low2 = VectorMath.minimum(low2, c); high2 = VectorMath.maximum(high2, c)
+                low3 = VectorMath.minimum(low3, d); high3 = VectorMath.maximum(high3, d)
+                i += 32
+            }
+            while i < vectorEnd {
+                let v = VectorMath.load(row + i)
+                low0 = VectorMath.minimum(low0, v); high0 = VectorMath.maximum(high0, v)
+                i += 8
+            }
         }
-
-        /// One vector, into the first chain.
-        @inline(__always)
-        mutating func take(_ v: Vector) {
-            lowest.0 = VectorMath.minimum(lowest.0, v); highest.0 = VectorMath.maximum(highest.0, v)
-        }
-
-        var bounds: (Float, Float) {
-            let low = VectorMath.minimum(VectorMath.minimum(lowest.0, lowest.1), VectorMath.minimum(lowest.2, lowest.3))
-            let high = VectorMath.maximum(VectorMath.maximum(highest.0, highest.1), VectorMath.maximum(highest.2, highest.3))
-            return (min(low.min(), 0), max(high.max(), 0))
-        }
+        let low = VectorMath.minimum(VectorMath.minimum(low0, low1), VectorMath.minimum(low2, low3))
+        let high = VectorMath.maximum(VectorMath.maximum(high0, high1), VectorMath.maximum(high2, high3))
+        return (min(-VectorMath.horizontalMaximum(-low), 0), max(VectorMath.horizontalMaximum(high), 0))
     }
 
     /// Turns the primitive's `z[m][n] = weightScale[n] · Σₖ q[m][k]·w[n][k]` into the layer's output:
