@@ -54,6 +54,8 @@ final class MatmulAttention: @unchecked Sendable {
         private let list: UnsafeMutablePointer<dnnl_exec_arg_t>
         /// Arguments that take a pointer at each call (the scratchpad's is set once).
         private let arguments: Int
+        /// Entries of ``list``: the arguments, and the scratchpad if there is one.
+        private let entries: Int
         private let scratchpadStorage: UnsafeMutableRawPointer?
 
         /// Makes the primitive from `descriptor` and memory objects for `arguments`' descriptors.
@@ -85,15 +87,17 @@ final class MatmulAttention: @unchecked Sendable {
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
                 scratchpadStorage = buffer
                 (list + filled).initialize(to: dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: memory))
+                entries = filled + 1
                 try check(dnnl_memory_set_data_handle(memory, buffer), "dnnl_memory_set_data_handle(scratchpad)")
             } else {
                 scratchpadStorage = nil
+                entries = filled
             }
         }
 
         deinit {
             dnnl_primitive_destroy(primitive)
-            for index in 0..<(arguments + (scratchpadStorage == nil ? 0 : 1)) { dnnl_memory_destroy(list[index].memory) }
+            for index in 0..<entries { dnnl_memory_destroy(list[index].memory) }
             list.deallocate()
             scratchpadStorage?.deallocate()
         }
@@ -102,11 +106,11 @@ final class MatmulAttention: @unchecked Sendable {
         /// per argument in the order they were given.
         func execute(_ first: UnsafeMutableRawPointer, _ second: UnsafeMutableRawPointer, _ third: UnsafeMutableRawPointer? = nil,
                      stream: dnnl_stream_t) throws(OneDNNError) {
+            assert((third == nil ? 2 : 3) == arguments, "\(name) takes \(arguments) pointers")
             try check(dnnl_memory_set_data_handle(list[0].memory, first), "dnnl_memory_set_data_handle")
             try check(dnnl_memory_set_data_handle(list[1].memory, second), "dnnl_memory_set_data_handle")
             if let third { try check(dnnl_memory_set_data_handle(list[2].memory, third), "dnnl_memory_set_data_handle") }
-            let count = arguments + (scratchpadStorage == nil ? 0 : 1)
-            try check(dnnl_primitive_execute(primitive, stream, Int32(count), list), "dnnl_primitive_execute(attention \(name))")
+            try check(dnnl_primitive_execute(primitive, stream, Int32(entries), list), "dnnl_primitive_execute(attention \(name))")
         }
     }
 
