@@ -44,7 +44,7 @@ public enum AttentionDiagnostics {
     public static func agreement(of operands: AttentionOperands, lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int,
                                  seed: UInt64 = 11) throws
         -> (minimumCosine: Float, maximumDifference: Float, rounds: Int, scratchOverrun: Bool)? {
-        guard AttentionKernel.products(operands).unsupportedReason == nil else { return nil }
+        guard AttentionKernel.products(operands).unsupportedReason(headSize: headSize) == nil else { return nil }
         let runtime = try OneDNNRuntime.shared(threads: threads)
         let hidden = heads * headSize
         let tokens = lengths.reduce(0, +)

@@ -118,8 +118,9 @@ final class MatmulAttention: @unchecked Sendable {
     private struct Products {
         /// scores = Q·Kᵀ/√d (source, weights, destination).
         let scores: Step
-        /// probabilities = softmax(scores) over each row (source, destination).
-        let softmax: Step
+        /// probabilities = softmax(scores) over each row (source, destination); nil for int8
+        /// operands, whose softmax is ``AttentionQuantization/weights(_:length:keys:rowScale:keyScales:into:)``.
+        let softmax: Step?
         /// context = P·V (source, weights, destination).
         let context: Step
     }
@@ -160,6 +161,9 @@ final class MatmulAttention: @unchecked Sendable {
         let keys: Int
         let rows: Int
         let keyPanel: Int, valuePanel: Int, queries: Int, scores: Int, probabilities: Int, output: Int
+        /// int8 operands' scales (fp32): per key, per value column, per query row; and per row the
+        /// inverse sum of its softmax weights.
+        let keyScales: Int, valueScales: Int, queryScales: Int, rowInverses: Int
         let bytes: Int
 
         init(keys: Int, headSize d: Int, operands: AttentionOperands) {
@@ -178,6 +182,11 @@ final class MatmulAttention: @unchecked Sendable {
             // fp32 probabilities are the scores, made so in place.
             probabilities = operands == .f32 ? scores : take(e * rows * keys)
             output = take(4 * rows * d)             // fp32 [row][d]
+            let scaled = operands == .int8
+            keyScales = take(scaled ? 4 * keys : 0)
+            valueScales = take(scaled ? 4 * d : 0)
+            queryScales = take(scaled ? 4 * rows : 0)
+            rowInverses = take(scaled ? 4 * rows : 0)
             bytes = cursor
         }
     }
@@ -273,6 +282,9 @@ final class MatmulAttention: @unchecked Sendable {
         let scores = (base + layout.scores).bindMemory(to: Float.self, capacity: blockRows * keys)
         let probabilities = base + layout.probabilities
         let output = (base + layout.output).bindMemory(to: Float.self, capacity: blockRows * d)
+        if operands == .int8 {
+            return try attendInt8(item, layout: layout, base: base, worker: worker, lane: lane, stream: stream, qkv: qkv, context: context)
+        }
 
         for j in 0..<keys {
             if j < item.length {
@@ -301,11 +313,69 @@ final class MatmulAttention: @unchecked Sendable {
             if keys > item.length {
                 for r in 0..<paddedRows { (scores + r * keys + item.length).update(repeating: -.infinity, count: keys - item.length) }
             }
-            try products.softmax.execute(UnsafeMutableRawPointer(scores), probabilities, stream: stream)
+            try products.softmax!.execute(UnsafeMutableRawPointer(scores), probabilities, stream: stream)
             try products.context.execute(probabilities, valuePanel, UnsafeMutableRawPointer(output), stream: stream)
             try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
             for r in 0..<rows {
                 (context + (item.start + first + r) * hidden + item.head * d).update(from: output + r * d, count: d)
+            }
+            first += rows
+        }
+    }
+
+    /// ``attend(_:worker:lane:stream:qkv:context:scratch:)`` with int8 operands: keys quantised per
+    /// key and values per column once per head, queries per row in each block; the scales meet the
+    /// integer scores in the softmax and the integer context in its copy to `context`.
+    private func attendInt8(_ item: Item, layout: Layout, base: UnsafeMutableRawPointer, worker: Int, lane: ComputeLane, stream: dnnl_stream_t,
+                            qkv: UnsafePointer<Float>, context: UnsafeMutablePointer<Float>) throws(OneDNNError) {
+        let hidden = heads * headSize
+        let d = headSize
+        let stride = 3 * hidden
+        let keys = layout.keys
+        let blockRows = layout.rows
+        let keyPanel = (base + layout.keyPanel).bindMemory(to: Int8.self, capacity: keys * d)
+        let valuePanel = (base + layout.valuePanel).bindMemory(to: Int8.self, capacity: keys * d)
+        let queries = (base + layout.queries).bindMemory(to: Int8.self, capacity: blockRows * d)
+        let scores = (base + layout.scores).bindMemory(to: Float.self, capacity: blockRows * keys)
+        let weights = (base + layout.probabilities).bindMemory(to: UInt8.self, capacity: blockRows * keys)
+        let output = (base + layout.output).bindMemory(to: Float.self, capacity: blockRows * d)
+        let keyScales = (base + layout.keyScales).bindMemory(to: Float.self, capacity: keys)
+        let valueScales = (base + layout.valueScales).bindMemory(to: Float.self, capacity: d)
+        let queryScales = (base + layout.queryScales).bindMemory(to: Float.self, capacity: blockRows)
+        let rowInverses = (base + layout.rowInverses).bindMemory(to: Float.self, capacity: blockRows)
+        let head = qkv + item.start * stride + item.head * d
+        // 1/√d goes with the keys' scales, so that the softmax multiplies once per score.
+        let temperature = 1 / Float(d).squareRoot()
+        for j in 0..<item.length {
+            keyScales[j] = temperature * AttentionQuantization.quantizeRow(head + j * stride + hidden, count: d, into: keyPanel + j * d)
+        }
+        AttentionQuantization.quantizeColumns(head + 2 * hidden, stride: stride, rows: item.length, count: d, into: valuePanel, scales: valueScales)
+        if keys > item.length {
+            (keyPanel + item.length * d).initialize(repeating: 0, count: (keys - item.length) * d)
+            (valuePanel + item.length * d).initialize(repeating: 0, count: (keys - item.length) * d)
+            (keyScales + item.length).initialize(repeating: 0, count: keys - item.length)
+        }
+        var first = 0
+        while first < item.length {
+            let rows = min(blockRows, item.length - first)
+            let paddedRows = Self.padded(rows, to: Self.rowQuantum)
+            for r in 0..<rows {
+                queryScales[r] = AttentionQuantization.quantizeRow(head + (first + r) * stride, count: d, into: queries + r * d)
+            }
+            if paddedRows > rows { (queries + rows * d).initialize(repeating: 0, count: (paddedRows - rows) * d) }
+            let products = try self.products(lane: lane, worker: worker, rows: paddedRows, keys: keys)
+            try products.scores.execute(queries, keyPanel, UnsafeMutableRawPointer(scores), stream: stream)
+            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            for r in 0..<rows {
+                rowInverses[r] = AttentionQuantization.weights(scores + r * keys, length: item.length, keys: keys, rowScale: queryScales[r],
+                                                               keyScales: keyScales, into: weights + r * keys)
+            }
+            if paddedRows > rows { (weights + rows * keys).initialize(repeating: 0, count: (paddedRows - rows) * keys) }
+            try products.context.execute(weights, valuePanel, UnsafeMutableRawPointer(output), stream: stream)
+            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            for r in 0..<rows {
+                AttentionQuantization.scaleRow(output + r * d, by: rowInverses[r], columnScales: valueScales, count: d,
+                                               into: context + (item.start + first + r) * hidden + item.head * d)
             }
             first += rows
         }
@@ -324,13 +394,14 @@ final class MatmulAttention: @unchecked Sendable {
         let q = try descriptor([rows, headSize], type, dnnl_ab)
         let k = try descriptor([headSize, keys], type, dnnl_ba)   // [key][d] in memory
         let s = try descriptor([rows, keys], dnnl_f32, dnnl_ab)
-        let p = try descriptor([rows, keys], type, dnnl_ab)
+        let p = try descriptor([rows, keys], operands.probabilityType, dnnl_ab)
         let v = try descriptor([keys, headSize], type, dnnl_ab)
         let c = try descriptor([rows, headSize], dnnl_f32, dnnl_ab)
         var attributes: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&attributes), "dnnl_primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attributes) }
-        var scale = 1 / Float(headSize).squareRoot()
+        // int8 scores are scaled in the softmax (see AttentionQuantization for why not here).
+        var scale = operands == .int8 ? 1 : 1 / Float(headSize).squareRoot()
         try check(dnnl_primitive_attr_set_output_scales(attributes, 1, 0, &scale), "dnnl_primitive_attr_set_output_scales")
         try Scratchpad.request(on: attributes!)
         var plainAttributes: dnnl_primitive_attr_t?
@@ -359,7 +430,7 @@ final class MatmulAttention: @unchecked Sendable {
             defer { dnnl_primitive_desc_destroy(descriptor) }
             return try Step(descriptor!, name: "softmax", arguments: [(Int32(DNNL_ARG_SRC), source), (Int32(DNNL_ARG_DST), destination)], engine: engine)
         }
-        let made = Products(scores: try product("scores", q, k, s, attributes), softmax: try softmax(),
+        let made = Products(scores: try product("scores", q, k, s, attributes), softmax: operands == .int8 ? nil : try softmax(),
                             context: try product("context", p, v, c, plainAttributes))
         lock.withLock { products[key] = made }
         return made

@@ -61,15 +61,15 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     ///     `bench` compares them on a new CPU.
     public init(directory: URL, threads: Int? = nil, precision: Precision = .fp32, attention: AttentionKernel? = nil) throws(WeightLoadError) {
         if let reason = precision.unsupportedReason { throw .unsupportedPrecision(reason) }
-        let attention = attention ?? AttentionKernel.forThisCPU(precision: precision)
-        if let reason = attention.unsupportedReason { throw .unsupportedPrecision(reason) }
+        let config = try ModelConfig(contentsOf: directory.appendingPathComponent("config.json"))
+        let attention = attention ?? AttentionKernel.forThisCPU(precision: precision, headSize: config.headSize)
+        if let reason = attention.unsupportedReason(headSize: config.headSize) { throw .unsupportedPrecision(reason) }
         self.directory = directory
         self.precision = precision
         attentionKernel = attention
         let threads = threads ?? CPUQuota.available()
         self.threads = threads
         ownLane = ComputeLane(threads: threads)
-        let config = try ModelConfig(contentsOf: directory.appendingPathComponent("config.json"))
         self.config = config
         let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
         do {

@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("""
         The attention kernel: auto (this CPU's choice: the blocked fp32 kernel without AVX-512, \
         oneDNN's f32 products with it, bf16 products at int8 and bf16 where bf16 runs faster than \
-        fp32), blocked, f32 or bf16 (oneDNN's products), to compare them on a new CPU.
+        fp32), blocked, f32, bf16 or int8 (oneDNN's products), to compare them on a new CPU.
         """, valueName: "kernel"))
     var attention: AttentionChoice = .auto
 
@@ -50,7 +50,7 @@ struct BenchCommand: ParsableCommand {
 
     /// `--attention`'s values.
     enum AttentionChoice: String, ExpressibleByArgument, CaseIterable {
-        case auto, blocked, f32, bf16
+        case auto, blocked, f32, bf16, int8
 
         var kernel: AttentionKernel? {
             switch self {
@@ -58,6 +58,7 @@ struct BenchCommand: ParsableCommand {
             case .blocked: .blocked
             case .f32: .products(.f32)
             case .bf16: .products(.bf16)
+            case .int8: .products(.int8)
             }
         }
     }
