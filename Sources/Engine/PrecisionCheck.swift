@@ -15,6 +15,8 @@ public struct PrecisionCheck: Sendable {
     /// Tokens per forward pass: small enough that the full-size model's workspace stays a few
     /// hundred MB at fp32.
     public var tokensPerBatch = 2048
+    /// The candidates' attention kernel (`bgem3 eval --attention`); nil for this CPU's choice.
+    public var attention: AttentionKernel?
 
     public init(directory: URL, threads: Int?, sequences: EvalSequences) throws(WeightLoadError) {
         self.directory = directory
@@ -68,7 +70,7 @@ public struct PrecisionCheck: Sendable {
     /// the model too, so that the one chosen is served without loading it again.
     public func measure(_ precision: Precision, against reference: Reference) throws -> (Measurement, BGEM3Model) {
         let started = Date()
-        let model = try BGEM3Model(directory: directory, threads: threads, precision: precision)
+        let model = try BGEM3Model(directory: directory, threads: threads, precision: precision, attention: attention)
         let embeddings = try encode(with: model)
         let comparison = PrecisionComparison(reference: reference.embeddings, candidate: embeddings,
                                              queries: sequences.queries.count, relevant: sequences.relevant)

@@ -38,30 +38,11 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Precision of the matrix products (bf16 needs AVX512-BF16).")
     var precision: Precision = .fp32
 
-    @Option(name: .long, help: ArgumentHelp("""
-        The attention kernel: auto (this CPU's choice: the blocked fp32 kernel without AVX-512, \
-        oneDNN's f32 products with it, bf16 products at int8 and bf16 where bf16 runs faster than \
-        fp32), blocked, f32, bf16 or int8 (oneDNN's products), to compare them on a new CPU.
-        """, valueName: "kernel"))
+    @Option(name: .long, help: AttentionChoice.help)
     var attention: AttentionChoice = .auto
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
-
-    /// `--attention`'s values.
-    enum AttentionChoice: String, ExpressibleByArgument, CaseIterable {
-        case auto, blocked, f32, bf16, int8
-
-        var kernel: AttentionKernel? {
-            switch self {
-            case .auto: nil
-            case .blocked: .blocked
-            case .f32: .products(.f32)
-            case .bf16: .products(.bf16)
-            case .int8: .products(.int8)
-            }
-        }
-    }
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }

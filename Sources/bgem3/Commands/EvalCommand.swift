@@ -43,6 +43,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Truncate texts to N tokens when tokenising.")
     var maxLength: Int = 512
 
+    @Option(name: .long, help: AttentionChoice.help)
+    var attention: AttentionChoice = .auto
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
@@ -69,8 +71,11 @@ struct EvalCommand: ParsableCommand {
         var sequences = try tokenIDs(set, directory: directory)
         if checkSubset { sequences = sequences.truncatingPassages(to: PrecisionPlanner.checkPassageTokens) }
         let comparison: PrecisionComparison
+        let attentionName: String
         do {
-            let check = try PrecisionCheck(directory: directory, threads: threads, sequences: sequences)
+            var check = try PrecisionCheck(directory: directory, threads: threads, sequences: sequences)
+            check.attention = attention.kernel
+            attentionName = (attention.kernel ?? AttentionKernel.forThisCPU(precision: chosen, headSize: check.config.headSize)).name
             comparison = try check.measure(chosen, against: try check.reference()).0.comparison
         } catch let error as WeightLoadError {
             throw CommandFailure(error.description)
@@ -88,7 +93,7 @@ struct EvalCommand: ParsableCommand {
                 "colbert_rel_error_max": comparison.colbertRelativeErrorMax, "colbert_rel_error_mean": comparison.colbertRelativeErrorMean,
                 "top10_overlap": overlap.dense, "top10_overlap_lexical": overlap.lexical, "top10_overlap_colbert": overlap.colbert,
                 "top10_overlap_hybrid": overlap.hybrid, "texts": comparison.texts, "pairs": comparison.pairs, "passes_gates": passes,
-                "cpu": CPUDescription.current, "isa": OneDNNRuntime.effectiveISA, "model": directory.path,
+                "cpu": CPUDescription.current, "isa": OneDNNRuntime.effectiveISA, "model": directory.path, "attention": attentionName,
             ]
             if let levels { object["int8_levels"] = levels }
             if let failure = comparison.failure(for: chosen) { object["gate_failures"] = failure }
@@ -98,7 +103,7 @@ struct EvalCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("model \(directory.path); cpu: \(CPUDescription.current); oneDNN ISA \(OneDNNRuntime.effectiveISA)")
-            print("precision \(chosen.rawValue)\(levels.map { " (\($0))" } ?? "") against fp32, \(comparison.texts) texts, \(comparison.pairs) relevant query-passage pairs")
+            print("precision \(chosen.rawValue)\(levels.map { " (\($0))" } ?? ""), attention \(attentionName), against fp32, \(comparison.texts) texts, \(comparison.pairs) relevant query-passage pairs")
             print(String(format: "dense cosine        min %.5f  mean %.5f", comparison.denseCosineMin, comparison.denseCosineMean))
             print(String(format: "lexical rel. error  max %.5f  mean %.5f  (%d pairs with a score not near zero)", comparison.lexicalRelativeErrorMax,
                          comparison.lexicalRelativeErrorMean, comparison.lexicalPairs))
