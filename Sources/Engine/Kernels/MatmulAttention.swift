@@ -349,10 +349,13 @@ final class MatmulAttention: @unchecked Sendable {
         for j in 0..<item.length {
             keyScales[j] = temperature * AttentionQuantization.quantizeRow(head + j * stride + hidden, count: d, into: keyPanel + j * d)
         }
+        // The values' rows are in the weights' order, which interleaves a group of 32 keys: the
+        // padding keys' rows are zeroed from the last group's start, before the values are written.
+        let lastGroup = item.length & ~31
+        (valuePanel + lastGroup * d).initialize(repeating: 0, count: (keys - lastGroup) * d)
         AttentionQuantization.quantizeColumns(head + 2 * hidden, stride: stride, rows: item.length, count: d, into: valuePanel, scales: valueScales)
         if keys > item.length {
             (keyPanel + item.length * d).initialize(repeating: 0, count: (keys - item.length) * d)
-            (valuePanel + item.length * d).initialize(repeating: 0, count: (keys - item.length) * d)
             (keyScales + item.length).initialize(repeating: 0, count: keys - item.length)
         }
         var first = 0
