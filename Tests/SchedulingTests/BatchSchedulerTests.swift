@@ -28,6 +28,9 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
     var checkpoints = 0
     /// A top-level batch keeps calling its checkpoint (for up to 10 s) until a batch has run inside it.
     var holdUntilNested = false
+    /// Every batch waits (for up to 10 s) until this says so: a test's gate instead of a duration
+    /// that a loaded machine can outrun.
+    var holdUntil: (@Sendable () -> Bool)?
 
     var batches: [Record] { lock.withLock { records } }
     var isLoaded: Bool { lock.withLock { loaded } }
@@ -57,6 +60,10 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
                 checkpoint?()
                 Thread.sleep(forTimeInterval: 0.005)
             }
+        }
+        if let holdUntil {
+            let started = Date()
+            while !holdUntil() && Date().timeIntervalSince(started) < 10 { Thread.sleep(forTimeInterval: 0.005) }
         }
         let seconds = secondsPerToken * Double(sequences.reduce(0) { $0 + $1.count })
         let steps = max(1, checkpoints)
@@ -183,10 +190,12 @@ final class RecordingEncoder: BatchEncoder, @unchecked Sendable {
 
     @Test func workOfAGoneClientIsDropped() async throws {
         let encoder = RecordingEncoder()
-        encoder.secondsPerToken = 0.2 / 3000
+        let gone = Atomic<Bool>(false)
+        // The first batch runs until the second client is gone: with a fixed 0.2 s it sometimes
+        // ended, under the whole suite on two cores, before the second request was queued.
+        encoder.holdUntil = { gone.load(ordering: .relaxed) }
         let scheduler = scheduler(encoder)
         defer { scheduler.stop() }
-        let gone = Atomic<Bool>(false)
         let blocker = Task { try await scheduler.submit([sequence(3000, tag: 0)], outputs: .dense, deadline: farDeadline) }
         try await waitUntil("the first batch to start") { !encoder.batches.isEmpty }
         let abandoned = Task {
