@@ -58,14 +58,15 @@ public enum AttentionKernel: Sendable, Equatable, CustomStringConvertible {
     /// ``MatmulAttention/longest`` tokens, ``BlockedAttention`` for the others.
     case products(AttentionOperands)
 
-    /// The kernel for a model at `precision` on this CPU.
+    /// The kernel for a model at `precision`, with heads of `headSize` values, on this CPU.
     ///
     /// With AVX-512, oneDNN's products: on an Emerald Rapids vCPU pair, fp32 products took 1×512
     /// attention from 0.29-0.38 s (blocked) to 0.13-0.18 s, and their results are fp32 like the
     /// blocked kernel's. At int8 with VNNI, int8 operands: on that pair they took int8 1×512
     /// attention from 0.169 s to 0.101-0.116 s and the whole pass from 0.59-0.61 s to 0.52-0.56 s,
-    /// for a dense cosine to fp32 of 0.9979 (min) and 0.9989 (mean) on MiniLM's trained weights
-    /// against 0.9986 and 0.9990 with fp32 attention (`bgem3 eval`). Otherwise bf16 operands for
+    /// for a dense cosine to fp32 of 0.9977 (min) and 0.9989 (mean) on MiniLM's trained weights
+    /// against 0.9986 and 0.9990 with fp32 attention (`bgem3 eval`); on AMD (Zen 4, Zen 5) they
+    /// replace the bf16 operands unmeasured. Otherwise bf16 operands for
     /// the reduced precisions where bf16 runs faster than fp32 (they already trade exactness for
     /// speed). Without AVX-512 (Zen 3), the blocked kernel, which was tuned there; oneDNN's
     /// products were not measured on such a CPU.

@@ -2,9 +2,11 @@ import COneDNN
 import Foundation
 
 /// Self-attention through oneDNN's matrix products and softmax, which oneDNN compiles for the
-/// CPU's widest instructions at run time (``AttentionKernel/forThisCPU(precision:)`` says where):
-/// fp32 operands on AVX-512 CPUs, where ``BlockedAttention`` (8 lanes) uses half the vector width,
-/// and bf16 operands for the reduced precisions where bf16 runs at twice fp32's rate.
+/// CPU's widest instructions at run time (``AttentionKernel/forThisCPU(precision:headSize:)`` says
+/// where): fp32 operands on AVX-512 CPUs, where ``BlockedAttention`` (8 lanes) uses half the vector
+/// width; int8 operands at int8 where the CPU has VNNI (their quantisation and softmax are
+/// ``AttentionQuantization``'s); bf16 operands for the reduced precisions where bf16 runs at twice
+/// fp32's rate.
 ///
 /// Work is split as in ``BlockedAttention``: (sequence, head) pairs spread over the workers, each
 /// pair computed by one thread from start to end, so that the head's keys, values, scores and
@@ -301,15 +303,15 @@ final class MatmulAttention: @unchecked Sendable {
         let blockRows = layout.rows
         let e = operands.bytes
         let base = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: scratch) + 63) & ~63)!
+        if operands == .int8 {
+            return try attendInt8(item, layout: layout, base: base, worker: worker, lane: lane, stream: stream, qkv: qkv, context: context)
+        }
         let keyPanel = base + layout.keyPanel
         let valuePanel = base + layout.valuePanel
         let queries = base + layout.queries
         let scores = (base + layout.scores).bindMemory(to: Float.self, capacity: blockRows * keys)
         let probabilities = base + layout.probabilities
         let output = (base + layout.output).bindMemory(to: Float.self, capacity: blockRows * d)
-        if operands == .int8 {
-            return try attendInt8(item, layout: layout, base: base, worker: worker, lane: lane, stream: stream, qkv: qkv, context: context)
-        }
 
         for j in 0..<keys {
             if j < item.length {

@@ -1,7 +1,9 @@
 import COneDNN
 
-/// The number format of the matrix products' operands (`--precision`). Accumulation, LayerNorm,
-/// softmax, attention and the heads' reductions stay fp32 whatever the choice.
+/// The number format of the layers' matrix products' operands (`--precision`). Accumulation,
+/// LayerNorm, the softmax's arithmetic and the heads' reductions stay fp32 whatever the choice;
+/// attention's own products follow ``AttentionKernel/forThisCPU(precision:headSize:)`` (int8
+/// operands at int8 where the CPU has VNNI).
 public enum Precision: String, Sendable, CaseIterable {
     case fp32
     /// bfloat16 weights and activations, fp32 accumulation and output: CPUs with AVX512-BF16.

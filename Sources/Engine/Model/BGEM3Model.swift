@@ -57,7 +57,7 @@ public final class BGEM3Model: Encoder, @unchecked Sendable {
     /// - Parameters:
     ///   - threads: the kernels' threads (default: the container's CPU quota).
     ///   - precision: the matrix products' precision.
-    ///   - attention: the attention kernel (default: ``AttentionKernel/forThisCPU(precision:)``);
+    ///   - attention: the attention kernel (default: ``AttentionKernel/forThisCPU(precision:headSize:)``);
     ///     `bench` compares them on a new CPU.
     public init(directory: URL, threads: Int? = nil, precision: Precision = .fp32, attention: AttentionKernel? = nil) throws(WeightLoadError) {
         if let reason = precision.unsupportedReason { throw .unsupportedPrecision(reason) }

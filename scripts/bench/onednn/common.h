@@ -1,6 +1,7 @@
-// What both API versions' programs share: BGE-M3's products (rows × inputs × outputs) at 16, 128
-// and 512 tokens, start-up, random operands and the timing. The calls here are the same in 2.x
-// and 3.x; include it after <oneapi/dnnl/dnnl.h>.
+// What the programs here share (both API versions' layer-product timings, and
+// attention_products.c): BGE-M3's products (rows × inputs × outputs) at 16, 128 and 512 tokens,
+// start-up, random operands and the timing. The calls here are the same in 2.x and 3.x; include
+// it after <oneapi/dnnl/dnnl.h>.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
