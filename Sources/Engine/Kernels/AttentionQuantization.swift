@@ -61,28 +61,28 @@ enum AttentionQuantization {
                 i += 8
             }
         }
-        var i = 0
-        while i < count {
-            let largest = VectorMath.load(scales + i)
-            var inverse = Vector(repeating: 127) / largest
-            inverse.replace(with: 0, where: largest .== 0)
-            VectorMath.store(inverse, scales + i)
-            i += 8
-        }
+        divide(127, by: scales, count: count)
         for r in 0..<rows {
             let row = target + position(ofKey: r) * count
-            i = 0
+            var i = 0
             while i < count {
                 store(rounded(VectorMath.load(source + r * stride + i) * VectorMath.load(scales + i)), into: row + i)
                 i += 8
             }
         }
-        i = 0
+        divide(1, by: scales, count: count)
+    }
+
+    /// `values[i] = numerator / values[i]`, a zero staying zero (a column of zeros). `count` is a
+    /// multiple of 8.
+    @inline(__always)
+    private static func divide(_ numerator: Float, by values: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
         while i < count {
-            let inverse = VectorMath.load(scales + i)
-            var scale = Vector(repeating: 1) / inverse
-            scale.replace(with: 0, where: inverse .== 0)
-            VectorMath.store(scale, scales + i)
+            let value = VectorMath.load(values + i)
+            var quotient = Vector(repeating: numerator) / value
+            quotient.replace(with: 0, where: value .== 0)
+            VectorMath.store(quotient, values + i)
             i += 8
         }
     }
@@ -90,9 +90,8 @@ enum AttentionQuantization {
     /// One row of attention weights from the integer scores: `s[j] = raw[j] · rowScale · keyScales[j]`
     /// for the first `length` keys, then `weights[j] = round(255 · e^(s[j] − max s))` as u8 for
     /// every one of `keys` (the padding keys get 0), in the order of ``position(ofKey:)``. Returns
-    /// `1 / Σ weights`, by which the row's
-    /// product with the values is multiplied: the weights used are exactly those quantised, so they
-    /// sum to one.
+    /// `1 / Σ weights`, by which the row's product with the values is multiplied: the weights used
+    /// are exactly those quantised, so they sum to one.
     ///
     /// The weights are the softmax's numerators rather than the probabilities, so that the largest
     /// is 255 in every row: a long row's probabilities are all small (1/512 each when the scores
