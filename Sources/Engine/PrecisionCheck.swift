@@ -38,9 +38,12 @@ public struct PrecisionCheck: Sendable {
     /// What decides the figures besides the weights: oneDNN's ISA, int8's levels on this CPU
     /// (full range with VNNI, 7 bits without), whether outlier columns are taken apart, and the
     /// attention kernel of the reduced precisions.
-    public static var arithmetic: String {
+    public static var arithmetic: String { arithmetic(attention: nil) }
+
+    /// ``arithmetic`` with the candidates' attention kernel chosen (nil: this CPU's choice at int8).
+    public static func arithmetic(attention: AttentionKernel?) -> String {
         "\(OneDNNRuntime.effectiveISA); int8 \(Int8Levels.forThisCPU.description); outlier columns \(OutlierColumns.areHandled ? "apart" : "not handled"); "
-            + "attention \(AttentionKernel.forThisCPU(precision: .int8).name)"
+            + "attention \((attention ?? AttentionKernel.forThisCPU(precision: .int8)).name)"
     }
 
     /// One precision's figures against fp32.

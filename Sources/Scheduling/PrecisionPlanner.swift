@@ -46,6 +46,9 @@ public struct PrecisionPlanner: Sendable {
     public var settings: MemorySettings
     public var engineVersion: String
     public var logger: Logger
+    /// The attention kernel at the reduced precisions (`--attention`), measured by the check with
+    /// them; nil for this CPU's choice. fp32 keeps its own kernel, whose results are fp32 either way.
+    public var attention: AttentionKernel?
 
     public init(directory: URL, threads: Int?, limit: MemoryLimit, settings: MemorySettings, engineVersion: String, logger: Logger) {
         self.directory = directory
@@ -70,7 +73,7 @@ public struct PrecisionPlanner: Sendable {
         let candidates = request.candidates
         guard !candidates.isEmpty else {
             return (PrecisionDecision(requested: request, running: .fp32, source: .notNeeded, measurements: [], note: nil),
-                    try BGEM3Model(directory: directory, threads: threads, precision: .fp32))
+                    try load(.fp32))
         }
         var fallback = candidates[0]
         if case .fixed(let precision) = request { fallback = precision }
@@ -82,7 +85,7 @@ public struct PrecisionPlanner: Sendable {
         } catch {
             return try unchecked(request, running: fallback, because: "the model files cannot be fingerprinted: \(error)")
         }
-        let arithmetic = PrecisionCheck.arithmetic
+        let arithmetic = PrecisionCheck.arithmetic(attention: attention)
         let cache = settings.cacheDirectory.map(ProbeCache.init(directory:))
         var known: [PrecisionFigures] = []
         if let cache, settings.probe != .force {
@@ -99,9 +102,10 @@ public struct PrecisionPlanner: Sendable {
         func figures(for precision: Precision) throws -> PrecisionFigures? {
             if let cached = known.first(where: { $0.precision == precision.rawValue }) { return cached }
             if check == nil {
-                guard let made = try PrecisionCheck.onBuiltInTexts(directory: directory, threads: threads, passageTokens: Self.checkPassageTokens) else {
+                guard var made = try PrecisionCheck.onBuiltInTexts(directory: directory, threads: threads, passageTokens: Self.checkPassageTokens) else {
                     return nil
                 }
+                made.attention = attention
                 if let shortfall = memoryShortfall(made) { throw Unchecked.memory(shortfall) }
                 check = made
             }
@@ -147,7 +151,7 @@ public struct PrecisionPlanner: Sendable {
             note = "\(precision.rawValue) fails the accuracy gates on this model (\(result.failure ?? "")); it runs because it was asked for; --precision auto would choose a precision that passes"
             logger.warning("precision check: \(note!)")
         }
-        let model = lastModel?.precision == running ? lastModel! : try BGEM3Model(directory: directory, threads: threads, precision: running)
+        let model = lastModel?.precision == running ? lastModel! : try load(running)
         return (PrecisionDecision(requested: request, running: running, source: measuredNow ? .measured : .cached, measurements: measured, note: note), model)
     }
 
@@ -159,7 +163,12 @@ public struct PrecisionPlanner: Sendable {
         let note = "precision check skipped: \(reason); running \(running.rawValue) unchecked"
         logger.warning("\(note)")
         return (PrecisionDecision(requested: request, running: running, source: .skipped, measurements: [], note: note),
-                try BGEM3Model(directory: directory, threads: threads, precision: running))
+                try load(running))
+    }
+
+    /// The model at `precision`, with ``attention`` at the reduced precisions.
+    private func load(_ precision: Precision) throws -> BGEM3Model {
+        try BGEM3Model(directory: directory, threads: threads, precision: precision, attention: precision == .fp32 ? nil : attention)
     }
 
     /// Why the fp32 model and the check's workspace would not fit in the limit, or nil. The fp32

@@ -20,6 +20,8 @@ public struct EmbeddingServer: Sendable {
     public let modelDirectory: URL
     public let threads: Int?
     public let precision: PrecisionRequest
+    /// The attention kernel at the reduced precisions (`BGE_M3_ATTENTION`); nil for this CPU's choice.
+    public let attention: AttentionKernel?
     public let limits: ServerLimits
     public let memory: MemorySettings
     public let scheduling: SchedulerSettings
@@ -28,10 +30,12 @@ public struct EmbeddingServer: Sendable {
     /// How long `/ready` fails before the server stops accepting (`BGE_M3_DRAIN_SECS`).
     public let drainDelay: Duration
 
-    public init(host: String, port: Int, modelDirectory: URL, threads: Int?, precision: PrecisionRequest = .fixed(.fp32), limits: ServerLimits,
-                memory: MemorySettings, scheduling: SchedulerSettings, drainDelay: Duration = .seconds(5), version: String, logger: Logger) {
+    public init(host: String, port: Int, modelDirectory: URL, threads: Int?, precision: PrecisionRequest = .fixed(.fp32),
+                attention: AttentionKernel? = nil, limits: ServerLimits, memory: MemorySettings, scheduling: SchedulerSettings,
+                drainDelay: Duration = .seconds(5), version: String, logger: Logger) {
         self.drainDelay = drainDelay
         self.precision = precision
+        self.attention = attention
         self.host = host
         self.port = port
         self.modelDirectory = modelDirectory
@@ -142,8 +146,9 @@ public struct EmbeddingServer: Sendable {
         let model: BGEM3Model
         let decision: PrecisionDecision
         do {
-            let planner = PrecisionPlanner(directory: modelDirectory, threads: threads, limit: limit, settings: memory, engineVersion: version,
+            var planner = PrecisionPlanner(directory: modelDirectory, threads: threads, limit: limit, settings: memory, engineVersion: version,
                                            logger: logger)
+            planner.attention = attention
             (decision, model) = try planner.decide(precision) {
                 let marked = DispatchSemaphore(value: 0)
                 Task {

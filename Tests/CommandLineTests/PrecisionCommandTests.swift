@@ -86,6 +86,28 @@ import TestSupport
         #expect(eval.status != 0 && eval.standardError.contains("int8"), "\(eval.standardError)")
     }
 
+    /// `--attention f32` keeps int8's products and runs attention in fp32: the check measures int8
+    /// with that kernel (its cache key names it), and `/info` shows the kernel running.
+    @Test func attentionSettingChoosesTheKernelAtInt8AndUnsupportedOnesAreRefused() async throws {
+        let server = try ServerProcess(arguments: ["--precision", "int8", "--attention", "f32"])
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        let info = try #require(try JSONSerialization.jsonObject(with: try await server.request("/info").body) as? [String: Any])
+        #expect(info["precision"] as? String == "int8")
+        let engine = try #require(info["engine"] as? String)
+        #expect(engine.contains("attention: oneDNN f32 products"), "\(engine)")
+        #expect(server.output.contains("attention=f32") && server.output.contains("precision check: int8"), "\(server.output.suffix(1500))")
+        let embedded = try await server.post("/v1/embeddings", json: "{\"input\": [\"What is BGE M3?\"]}")
+        #expect(embedded.status == 200)
+
+        let refused = try BGEM3Process.run(["serve", "--model", tiny, "--attention", "int8"], environment: Self.withoutAVX512)
+        #expect(refused.status != 0 && !refused.terminatedBySignal)
+        #expect(refused.standardError.contains("--attention int8") && refused.standardError.contains("VNNI"), "\(refused.standardError)")
+        let unknown = try BGEM3Process.run(["serve", "--model", tiny], environment: ["BGE_M3_ATTENTION": "fp16"])
+        #expect(unknown.status != 0 && unknown.standardError.contains("BGE_M3_ATTENTION") && unknown.standardError.contains("blocked"),
+                "\(unknown.standardError)")
+    }
+
     @Test func autoMeasuresInt8OnTheLoadedWeightsRunsItAndInfoShowsTheCPU() async throws {
         let server = try ServerProcess(arguments: ["--precision", "auto"])
         defer { #expect(server.stop() == 0) }

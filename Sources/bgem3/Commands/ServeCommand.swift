@@ -30,6 +30,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: ServeSettings.threads.argumentHelp) var threads: Int?
     @Option(name: .long, help: ServeSettings.workers.argumentHelp) var workers: Int?
     @Option(name: .long, help: ServeSettings.precision.argumentHelp) var precision: String?
+    @Option(name: .long, help: ServeSettings.attention.argumentHelp) var attention: String?
     @Option(name: .long, help: ServeSettings.maxBatch.argumentHelp) var maxBatch: Int?
     @Option(name: .long, help: ServeSettings.maxSeqLength.argumentHelp) var maxSeqLength: Int?
     @Option(name: .long, help: ServeSettings.maxTextChars.argumentHelp) var maxTextChars: Int?
@@ -117,13 +118,18 @@ struct ServeCommand: AsyncParsableCommand {
         let precisionName = try settings.choice(precision, ServeSettings.precision)
         let requested = PrecisionChoice(argument: precisionName)!
         try requested.validate()
+        let attentionName = try settings.choice(attention, ServeSettings.attention)
+        let attentionKernel = AttentionChoice(rawValue: attentionName)!.kernel
+        if let reason = attentionKernel?.unsupportedReason() {
+            throw ValidationError("\(attention != nil ? ServeSettings.attention.flag : ServeSettings.attention.variable) \(attentionName): \(reason)")
+        }
         logger.info("precision", metadata: ["requested": .string(precisionName), "isa": .string(OneDNNRuntime.effectiveISA),
                                             "vnni": .stringConvertible(OneDNNRuntime.hasVNNI),
                                             "avx512_bf16": .stringConvertible(Precision.bf16.unsupportedReason == nil),
-                                            "int8_levels": .string(Int8Levels.forThisCPU.description)])
+                                            "int8_levels": .string(Int8Levels.forThisCPU.description), "attention": .string(attentionName)])
 
         try await EmbeddingServer(host: host, port: port, modelDirectory: URL(fileURLWithPath: modelPath), threads: threadCount,
-                                  precision: requested.request, limits: limits, memory: memory, scheduling: scheduling,
+                                  precision: requested.request, attention: attentionKernel, limits: limits, memory: memory, scheduling: scheduling,
                                   drainDelay: .milliseconds(Int64(drain * 1000)), version: BGEM3Version.string, logger: logger).run()
     }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Engine
 
-/// An `--attention` value (`bench`, `eval`): `auto` or one kernel by name, to compare kernels on a
-/// new CPU and measure what int8 attention costs on a model's weights.
+/// An `--attention` value (`bench`, `eval`, `serve`): `auto` or one kernel by name, to compare kernels on a
+/// new CPU, measure what int8 attention costs on a model's weights, and serve without it where
+/// that cost is too large.
 enum AttentionChoice: String, ExpressibleByArgument, CaseIterable {
     case auto, blocked, f32, bf16, int8
 
