@@ -119,14 +119,14 @@ import TestSupport
     }
 
     @Test func benchReportsModelWorkloads() throws {
-        let result = try BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x16,1x128,64xmixed", "--runs", "1", "--threads", "1", "--json"])
+        let result = try BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x16,1x128,8x16,64xmixed", "--runs", "1", "--threads", "1", "--json"])
         #expect(result.status == 0, "\(result.standardError)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         #expect(object["precision"] as? String == "fp32")
         #expect(object["threads"] as? Int == 1)
         #expect((object["matmul_gflops"] as? Double ?? 0) > 0)
         let workloads = try #require(object["workloads"] as? [[String: Any]])
-        #expect(workloads.map { $0["name"] as? String } == ["1x16", "1x128", "64xmixed"])
+        #expect(workloads.map { $0["name"] as? String } == ["1x16", "1x128", "8x16", "64xmixed"])
         for workload in workloads {
             for key in ["sequences", "tokens", "seconds_median", "seconds_min", "tokens_per_s", "peak_rss_bytes", "rss_before_bytes", "matmul_seconds"] {
                 #expect(workload[key] != nil, "missing \(key)")
@@ -141,6 +141,7 @@ import TestSupport
             #expect(parts.values.reduce(0, +) <= median * 1.02, "parts \(parts) exceed the run's \(median) s")
         }
         #expect(workloads[0]["tokens"] as? Int == 16)
-        #expect(workloads[2]["sequences"] as? Int == 64)
+        #expect(workloads[2]["sequences"] as? Int == 8 && workloads[2]["tokens"] as? Int == 128)
+        #expect(workloads[3]["sequences"] as? Int == 64)
     }
 }

@@ -25,7 +25,7 @@ struct ModelBenchmark {
         let profile: PassProfile
     }
 
-    static let names = ["1x16", "1x32", "1x128", "1x512", "1x8192", "64xmixed"]
+    static let names = ["1x16", "1x32", "1x128", "8x16", "1x512", "1x8192", "64xmixed"]
 
     static func workload(_ name: String, runs: Int) -> Workload? {
         switch name {
@@ -33,6 +33,9 @@ struct ModelBenchmark {
         case "1x16": return Workload(name: name, lengths: [16], runs: max(runs, 20))
         case "1x32": return Workload(name: name, lengths: [32], runs: max(runs, 20))
         case "1x128": return Workload(name: name, lengths: [128], runs: runs)
+        // Eight short queries in one batch: the pass of 8 concurrent clients (scripts/load/short_queries.py),
+        // the same 128 tokens as 1x128 with eight sequences' attention.
+        case "8x16": return Workload(name: name, lengths: Array(repeating: 16, count: 8), runs: runs)
         case "1x512": return Workload(name: name, lengths: [512], runs: runs)
         case "1x8192": return Workload(name: name, lengths: [8192], runs: 1)
         case "64xmixed":

@@ -9,8 +9,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Measure speed and memory on fixed workloads; print a table or one JSON object (--json).",
         discussion: """
             Workloads: tokenizer (one thread: load time, MB/s and tokens/s on 48 short multilingual \
-            lines); 1x16, 1x32, 1x128, 1x512 and 1x8192 (one sequence of that many tokens); 64xmixed (64 \
-            sequences of 16 to 512 tokens from a fixed seed). Default: all but 1x8192. Each model workload \
+            lines); 1x16, 1x32, 1x128, 1x512 and 1x8192 (one sequence of that many tokens); 8x16 (eight \
+            16-token queries in one batch); 64xmixed (64 sequences of 16 to 512 tokens from a fixed seed). \
+            Default: all but 1x8192 and 8x16. Each model workload \
             runs in a fresh state after one warm-up; the median of --runs runs is reported (at least 20 \
             for 1x16 and 1x32, 1 for 1x8192), with the workload's own peak RSS and where the median run \
             spent its time: products (oneDNN), their inputs (int8 quantisation, bf16 conversion) and \
@@ -26,7 +27,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A tokenizer.json, for the tokenizer workload alone.", valueName: "file"))
     var tokenizer: String?
 
-    @Option(name: .long, help: "Comma-separated workloads: tokenizer, 1x16, 1x32, 1x128, 1x512, 1x8192, 64xmixed.")
+    @Option(name: .long, help: "Comma-separated workloads: tokenizer, 1x16, 1x32, 1x128, 8x16, 1x512, 1x8192, 64xmixed.")
     var workloads: String?
 
     @Option(name: .long, help: "Runs per workload; the median is reported.")
