@@ -18,10 +18,14 @@ enum AttentionChoice: String, ExpressibleByArgument, CaseIterable {
         }
     }
 
-    static let help = ArgumentHelp("""
-        The attention kernel: auto (this CPU's choice: the blocked fp32 kernel without AVX-512; \
-        oneDNN's products with it, with int8 operands at int8 where the CPU has VNNI, bf16 operands \
-        at the reduced precisions where bf16 runs faster than fp32, fp32 operands otherwise), or \
-        blocked, f32, bf16 or int8 (oneDNN's products with those operands).
-        """, valueName: "kernel")
+    /// What `auto` chooses, in words (`bench`, `eval` and `serve` help).
+    static let automatic = """
+        this CPU's choice: the blocked fp32 kernel without AVX-512; oneDNN's products with it, with int8 \
+        operands at int8 where the CPU has VNNI, bf16 operands at the reduced precisions where bf16 runs \
+        faster than fp32, fp32 operands otherwise
+        """
+
+    static let help = ArgumentHelp(
+        "The attention kernel: auto (\(automatic)), or blocked, f32, bf16 or int8 (oneDNN's products with those operands).",
+        valueName: "kernel")
 }

@@ -68,11 +68,10 @@ enum ServeSettings {
             + "int8, else bf16 where it runs faster than fp32, else fp32), fp32 (exact parity with FlagEmbedding), bf16 (CPUs with AVX512-BF16) or int8")
     static let attention = ServeSetting(
         key: "ATTENTION", rule: .choice(AttentionChoice.allCases.map(\.rawValue)), defaultText: "auto",
-        help: "Attention kernel at int8 and bf16 (fp32 keeps its own, exact either way): auto (this CPU's choice: without AVX-512 the engine's "
-            + "blocked fp32 kernel; with it oneDNN's products, int8 operands at int8 where the CPU has VNNI, bf16 where bf16 runs faster "
-            + "than fp32, else fp32), f32 (int8 or bf16 products "
-            + "with fp32 attention, for a model whose attention int8 costs too much: docs/precisions.md), int8, bf16 or blocked (the engine's "
-            + "own fp32 kernel); the precision check measures the reduced precisions with it", valueName: "kernel")
+        help: "Attention kernel at int8 and bf16 (fp32 keeps its own, exact either way): auto (\(AttentionChoice.automatic)), "
+            + "f32 (int8 or bf16 products with fp32 attention, for a model whose attention int8 costs too much: docs/precisions.md), "
+            + "int8, bf16 or blocked (the engine's own fp32 kernel); the precision check measures the reduced precisions with it",
+        valueName: "kernel")
     static let maxBatch = ServeSetting(key: "MAX_BATCH", rule: .integer(1...100_000), defaultText: "256", help: "Texts per request")
     static let maxSeqLength = ServeSetting(key: "MAX_SEQ_LENGTH", rule: .integer(2...8192), defaultText: "8192", help: "Tokens per text, <s> and </s> included")
     static let maxTextChars = ServeSetting(key: "MAX_TEXT_CHARS", rule: .integer(1...100_000_000), defaultText: "200000",
