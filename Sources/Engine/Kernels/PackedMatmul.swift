@@ -23,6 +23,8 @@ final class PackedMatmul: @unchecked Sendable {
     private let bias: dnnl_memory_t
     private let biasStorage: UnsafeMutablePointer<Float>
     private let attributes: dnnl_primitive_attr_t
+    /// int8 products of a few rows, where the engine's own loop runs them (see ``FewRowsInt8Product``).
+    let fewRows: FewRowsInt8Product?
     /// The implementation oneDNN picked (for logs and `bench`).
     let implementation: String
 
@@ -83,6 +85,7 @@ final class PackedMatmul: @unchecked Sendable {
         let packed = blocked || operands.convertsWeights
         self.weightsDescriptor = chosen
         self.implementation = name
+        self.fewRows = quantized.flatMap { FewRowsInt8Product(layout: chosen, scales: $0.scales, inputSize: inputSize, outputSize: outputSize) }
 
         let byteCount = dnnl_memory_desc_get_size(&chosen)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
@@ -196,7 +199,10 @@ final class PackedMatmul: @unchecked Sendable {
     private static let cacheLimit = 48
 
     /// Computes `rows` rows on `lane`: `output[rows × outputSize] = input[rows × inputSize] · Wᵀ + b`.
-    func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, lane: ComputeLane) throws(OneDNNError) {
+    /// `fewRowsLoop: false` runs oneDNN's primitive where the engine's own loop would (for the test
+    /// that compares the two).
+    func run(rows: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, lane: ComputeLane,
+             fewRowsLoop: Bool = true) throws(OneDNNError) {
         guard rows > 0 else { return }
         var lap = StageClock.now()
         let buffer = lane.conversionBuffer
@@ -204,23 +210,28 @@ final class PackedMatmul: @unchecked Sendable {
         defer { buffer.lock.unlock() }
         lane.enter()
         let instance = try self.instance(rows: rows, lane: lane)
-        let stream = try lane.stream(0, engine: runtime.engine)
         let source = operands.prepare(input, rows: rows, columns: inputSize, buffer: buffer, threads: lane.threads)
         lap = clock.lap(.productInputs, since: lap)
-        try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
+        let stream = try lane.stream(0, engine: runtime.engine)
+        // The activation below runs on the destination either way.
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
-        var args = [
-            dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC_0), memory: instance.source),
-            dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS_0), memory: weights),
-            dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST_0), memory: instance.destination),
-        ]
-        if operands.primitiveFinishes { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
-        if let scratchpad = instance.scratchpad {
-            try check(dnnl_memory_set_data_handle(scratchpad.memory, lane.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
-            args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
+        if fewRowsLoop, let fewRows, fewRows.takes(rows: rows) {
+            fewRows.run(rows: rows, input: source, weights: weightStorage, output: output, threads: lane.threads)
+        } else {
+            try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
+            var args = [
+                dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC_0), memory: instance.source),
+                dnnl_exec_arg_t(arg: Int32(DNNL_ARG_WEIGHTS_0), memory: weights),
+                dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST_0), memory: instance.destination),
+            ]
+            if operands.primitiveFinishes { args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_BIAS), memory: bias)) }
+            if let scratchpad = instance.scratchpad {
+                try check(dnnl_memory_set_data_handle(scratchpad.memory, lane.scratchpadBuffer.reserve(bytes: scratchpad.bytes)), "dnnl_memory_set_data_handle")
+                args.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: scratchpad.memory))
+            }
+            try check(dnnl_primitive_execute(instance.primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
+            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
         }
-        try check(dnnl_primitive_execute(instance.primitive, stream, Int32(args.count), &args), "dnnl_primitive_execute(matmul)")
-        try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
         lap = clock.lap(.products, since: lap)
         operands.finish(output, rows: rows, columns: outputSize, input: input, inputColumns: inputSize, buffer: buffer,
                         bias: biasStorage, threads: lane.threads)
