@@ -36,13 +36,13 @@ let package = Package(
             name: "COneDNN",
             pkgConfig: nil,
             providers: [.apt(["libdnnl-dev"])]),
-        // The engine's few AVX-512 loops, in C: Swift has no per-function target, and the rest of
-        // the binary must run on CPUs without AVX-512 (Zen 3).
+        // The engine's AVX-512 loops, in C: Swift has no per-function target, and the rest of the
+        // binary must run on CPUs without AVX-512 (Zen 3).
         .target(
-            name: "CVNNIProducts"),
+            name: "CFewRowsProducts"),
         .target(
             name: "Engine",
-            dependencies: ["Tokenizer", "COneDNN", "CVNNIProducts"],
+            dependencies: ["Tokenizer", "COneDNN", "CFewRowsProducts"],
             resources: [.embedInCode("Resources/eval-texts.json")],
             swiftSettings: nativeCode),
         .target(

@@ -23,8 +23,8 @@ final class PackedMatmul: @unchecked Sendable {
     private let bias: dnnl_memory_t
     private let biasStorage: UnsafeMutablePointer<Float>
     private let attributes: dnnl_primitive_attr_t
-    /// int8 products of a few rows, where the engine's own loop runs them (see ``FewRowsInt8Product``).
-    let fewRows: FewRowsInt8Product?
+    /// Products of a few rows, where the engine's own loop runs them (see ``FewRowsProduct``).
+    let fewRows: FewRowsProduct?
     /// The implementation oneDNN picked (for logs and `bench`).
     let implementation: String
 
@@ -85,7 +85,7 @@ final class PackedMatmul: @unchecked Sendable {
         let packed = blocked || operands.convertsWeights
         self.weightsDescriptor = chosen
         self.implementation = name
-        self.fewRows = quantized.flatMap { FewRowsInt8Product(layout: chosen, scales: $0.scales, inputSize: inputSize, outputSize: outputSize) }
+        self.fewRows = FewRowsProduct(precision: precision, layout: chosen, scales: quantized?.scales, inputSize: inputSize, outputSize: outputSize)
 
         let byteCount = dnnl_memory_desc_get_size(&chosen)
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 64), alignment: 64)
@@ -158,7 +158,8 @@ final class PackedMatmul: @unchecked Sendable {
         let primitive: dnnl_primitive_t
         let source: dnnl_memory_t
         let destination: dnnl_memory_t
-        /// GELU in place on the output, where it cannot be fused (int8: it follows the epilogue).
+        /// GELU in place on the output, where the primitive does not apply it (int8: it follows the
+        /// epilogue; the few-rows loop).
         let activation: dnnl_primitive_t?
         /// The product's and the activation's scratchpads (see ``Scratchpad``), if they need one.
         let scratchpad: (memory: dnnl_memory_t, bytes: Int)?
@@ -215,8 +216,10 @@ final class PackedMatmul: @unchecked Sendable {
         let stream = try lane.stream(0, engine: runtime.engine)
         // The activation below runs on the destination either way.
         try check(dnnl_memory_set_data_handle(instance.destination, output), "dnnl_memory_set_data_handle")
-        if fewRowsLoop, let fewRows, fewRows.takes(rows: rows) {
-            fewRows.run(rows: rows, input: source, weights: weightStorage, output: output, threads: lane.threads)
+        let loop = fewRowsLoop ? fewRows.flatMap { $0.takes(rows: rows) ? $0 : nil } : nil
+        if let loop {
+            loop.run(rows: rows, input: source, weights: weightStorage, bias: operands.primitiveFinishes ? biasStorage : nil,
+                     output: output, threads: lane.threads)
         } else {
             try check(dnnl_memory_set_data_handle(instance.source, source), "dnnl_memory_set_data_handle")
             var args = [
@@ -236,7 +239,8 @@ final class PackedMatmul: @unchecked Sendable {
         operands.finish(output, rows: rows, columns: outputSize, input: input, inputColumns: inputSize, buffer: buffer,
                         bias: biasStorage, threads: lane.threads)
         lap = clock.lap(.productOutputs, since: lap)
-        if let activation = instance.activation {
+        // GELU follows here where the primitive did not apply it: at int8, and after the loop.
+        if let activation = instance.activation, !operands.primitiveFinishes || loop != nil {
             var activationArgs = [dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SRC), memory: instance.destination),
                                   dnnl_exec_arg_t(arg: Int32(DNNL_ARG_DST), memory: instance.destination)]
             if let scratchpad = instance.activationScratchpad {
@@ -287,7 +291,7 @@ final class PackedMatmul: @unchecked Sendable {
         try check(dnnl_memory_create(&destination, &destinationDescriptor, runtime.engine, nil), "dnnl_memory_create(dst)")
         var activation: dnnl_primitive_t?
         var activationScratchpad: (memory: dnnl_memory_t, bytes: Int)?
-        if gelu && !operands.primitiveFinishes {
+        if gelu && (!operands.primitiveFinishes || fewRows?.takes(rows: rows) == true) {
             var operation = dnnl_eltwise_desc_t()
             try check(dnnl_eltwise_forward_desc_init(&operation, dnnl_forward_inference, dnnl_eltwise_gelu_erf, &destinationDescriptor, 0, 0),
                       "dnnl_eltwise_forward_desc_init")
