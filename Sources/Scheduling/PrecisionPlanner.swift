@@ -166,9 +166,15 @@ public struct PrecisionPlanner: Sendable {
                 try load(running))
     }
 
-    /// The model at `precision`, with ``attention`` at the reduced precisions.
+    /// The model at `precision`, with ``attention`` at the reduced precisions; at fp32 a chosen
+    /// kernel is set aside, and the log says so.
     private func load(_ precision: Precision) throws -> BGEM3Model {
-        try BGEM3Model(directory: directory, threads: threads, precision: precision, attention: precision == .fp32 ? nil : attention)
+        if precision == .fp32, let attention {
+            logger.warning("the attention setting has no effect at fp32: fp32 keeps its own kernel", metadata: [
+                "attention": .string(attention.name), "running": .string(AttentionKernel.forThisCPU(precision: .fp32).name),
+            ])
+        }
+        return try BGEM3Model(directory: directory, threads: threads, precision: precision, attention: precision == .fp32 ? nil : attention)
     }
 
     /// Why the fp32 model and the check's workspace would not fit in the limit, or nil. The fp32

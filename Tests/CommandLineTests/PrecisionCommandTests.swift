@@ -108,6 +108,16 @@ import TestSupport
                 "\(unknown.standardError)")
     }
 
+    /// At fp32 the setting is set aside (fp32 keeps its own kernel), and the log says so.
+    @Test func attentionSettingAtFp32IsReportedAsWithoutEffect() async throws {
+        let server = try ServerProcess(arguments: ["--precision", "fp32", "--attention", "blocked"])
+        defer { #expect(server.stop() == 0) }
+        try await server.waitUntilReady()
+        #expect(server.output.contains("the attention setting has no effect at fp32"), "\(server.output.suffix(1500))")
+        let info = try #require(try JSONSerialization.jsonObject(with: try await server.request("/info").body) as? [String: Any])
+        #expect(info["precision"] as? String == "fp32")
+    }
+
     @Test func autoMeasuresInt8OnTheLoadedWeightsRunsItAndInfoShowsTheCPU() async throws {
         let server = try ServerProcess(arguments: ["--precision", "auto"])
         defer { #expect(server.stop() == 0) }
