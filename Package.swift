@@ -39,10 +39,10 @@ let package = Package(
         // The engine's AVX-512 loops, in C: Swift has no per-function target, and the rest of the
         // binary must run on CPUs without AVX-512 (Zen 3).
         .target(
-            name: "CFewRowsProducts"),
+            name: "CEngineAVX512"),
         .target(
             name: "Engine",
-            dependencies: ["Tokenizer", "COneDNN", "CFewRowsProducts"],
+            dependencies: ["Tokenizer", "COneDNN", "CEngineAVX512"],
             resources: [.embedInCode("Resources/eval-texts.json")],
             swiftSettings: nativeCode),
         .target(

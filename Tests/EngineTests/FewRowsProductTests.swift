@@ -24,4 +24,15 @@ import Testing
         print("few-rows \(precision) loop vs oneDNN's primitive: largest difference \(difference)")
         #expect(difference <= bound, "largest difference \(difference)")
     }
+
+    /// int8's 16-lane AVX-512 passes give the 8-lane Swift loops' bytes and floats: quantisation
+    /// (with outlier columns left out of the range) and the epilogue (outlier columns added back).
+    @Test func int8AVX512PassesGiveTheSwiftLoopsResults() {
+        guard let difference = ProductDiagnostics.int8PassesDifference(threads: 2) else {
+            print("int8 AVX-512 passes not run here: no AVX-512")
+            return
+        }
+        #expect(difference.quantization == 0, "\(difference.quantization) quantised bytes, scales or offsets differ")
+        #expect(difference.epilogue == 0, "largest epilogue difference \(difference.epilogue)")
+    }
 }

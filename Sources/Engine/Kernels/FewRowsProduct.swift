@@ -1,4 +1,4 @@
-import CFewRowsProducts
+import CEngineAVX512
 import COneDNN
 import Foundation
 
@@ -7,7 +7,7 @@ import Foundation
 ///
 /// Why: at 16 rows each weight is read once and used 16 times, so the product is bound by how
 /// fast the weights stream, and oneDNN 2.6's kernels stream them slower than the loop in
-/// `CFewRowsProducts`, which prefetches 4 KiB ahead (numbers at ``rowLimit(for:)``). int8 sums are
+/// `CEngineAVX512`, which prefetches 4 KiB ahead (numbers at ``rowLimit(for:)``). int8 sums are
 /// the same `vpdpbusd` sums, scaled the same way, so int8 gives oneDNN's floats bit for bit; fp32
 /// may add its terms in another order (in the test it too matched bit for bit). bf16 runs
 /// oneDNN's primitive: the loop with `vdpbf16ps` was no faster at 16 rows.

@@ -62,6 +62,8 @@ struct OutlierColumns: Sendable {
     /// For each 8-column block of a row, whether it holds an outlier column (the quantiser takes
     /// those blocks apart from its vector loop).
     let blocks: [Bool]
+    /// For each 16 columns, a bit per column outside the outliers (the AVX-512 range's lane mask).
+    let keptLanes: [UInt16]
 
     /// Whether int8 layers take outlier columns apart: always, except under the test hook
     /// `BGE_M3_TEST_INT8_OUTLIERS=off`, which shows what int8 costs without it.
@@ -75,8 +77,13 @@ struct OutlierColumns: Sendable {
         }
         self.weights = weights
         var blocks = [Bool](repeating: false, count: (inputs + 7) / 8)
-        for column in columns { blocks[column / 8] = true }
+        var kept = [UInt16](repeating: 0xFFFF, count: (inputs + 15) / 16)
+        for column in columns {
+            blocks[column / 8] = true
+            kept[column / 16] &= ~(UInt16(1) << UInt16(column % 16))
+        }
         self.blocks = blocks
+        self.keptLanes = kept
     }
 
     /// The input columns that a LayerNorm with these parameters makes stand out: `|γ| + |β|` more

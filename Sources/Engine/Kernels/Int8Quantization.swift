@@ -1,5 +1,6 @@
-import Foundation
+import CEngineAVX512
 import COneDNN
+import Foundation
 
 /// How many levels the int8 operands use on this CPU.
 ///
@@ -86,6 +87,11 @@ struct QuantizedWeights {
 enum Int8Activations {
     typealias Vector = SIMD8<Float>
 
+    /// Whether rows of a multiple of 16 values go through the 16-lane AVX-512 loops in
+    /// `CEngineAVX512` (the same arithmetic as the 8-lane Swift loops here, so the same bytes and
+    /// floats). The test hook `BGE_M3_TEST_AVX512_PASSES=off` keeps the Swift loops, for A/B runs.
+    static let avx512 = bgem3_int8_passes_supported() != 0 && ProcessInfo.processInfo.environment["BGE_M3_TEST_AVX512_PASSES"] != "off"
+
     /// Quantises `rows × columns` values into `target`, writing each row's scale and
     /// `scale · zeroPoint` (the offset ``finish`` subtracts).
     ///
@@ -93,20 +99,41 @@ enum Int8Activations {
     /// the integer product gets nothing from them (they are added back in fp32 by ``finish``).
     static func quantize(_ source: UnsafePointer<Float>, rows: Int, columns: Int, maximum: Int, skipping outliers: OutlierColumns? = nil,
                          into target: UnsafeMutablePointer<UInt8>, scales: UnsafeMutablePointer<Float>,
-                         offsets: UnsafeMutablePointer<Float>, threads: Int) {
+                         offsets: UnsafeMutablePointer<Float>, threads: Int, avx512: Bool = Int8Activations.avx512) {
         let workers = workerCount(values: rows * columns, threads: threads)
         let shared = Shared((source: source, target: target, scales: scales, offsets: offsets, outliers: outliers))
+        let wide = avx512 && columns % 16 == 0
         runWorkers(workers) { worker in
             let (source, target, scales, offsets, outliers) = shared.value
             var row = worker
             while row < rows {
-                let (scale, zeroPoint) = quantizeRow(source + row * columns, count: columns, maximum: Float(maximum), skipping: outliers,
-                                                     into: target + row * columns)
+                let (scale, zeroPoint) = wide
+                    ? quantizeRowWide(source + row * columns, count: columns, maximum: Float(maximum), skipping: outliers, into: target + row * columns)
+                    : quantizeRow(source + row * columns, count: columns, maximum: Float(maximum), skipping: outliers, into: target + row * columns)
                 scales[row] = scale
                 offsets[row] = scale * zeroPoint
                 row += workers
             }
         }
+    }
+
+    /// One row of a multiple of 16 values through the AVX-512 loops; returns its scale and zero point.
+    @inline(__always)
+    private static func quantizeRowWide(_ row: UnsafePointer<Float>, count: Int, maximum: Float, skipping outliers: OutlierColumns?,
+                                        into target: UnsafeMutablePointer<UInt8>) -> (Float, Float) {
+        var low: Float = 0, high: Float = 0
+        if let outliers {
+            outliers.keptLanes.withUnsafeBufferPointer { bgem3_int8_row_range(row, Int32(count), $0.baseAddress!, &low, &high) }
+        } else {
+            bgem3_int8_row_range(row, Int32(count), nil, &low, &high)
+        }
+        let scale = high > low ? (high - low) / maximum : 1
+        let zeroPoint = (-low / scale).rounded(.toNearestOrEven)
+        bgem3_int8_quantize_row(row, Int32(count), 1 / scale, zeroPoint, maximum, target)
+        if let outliers {
+            for column in outliers.columns { target[column] = UInt8(zeroPoint) }
+        }
+        return (scale, zeroPoint)
     }
 
     /// One row; returns its scale and zero point.
@@ -203,9 +230,18 @@ enum Int8Activations {
     /// `Σ x[m][c] · W[n][c]` over the outlier columns `c` of `input` (`inputColumns` wide), in fp32.
     static func finish(_ output: UnsafeMutablePointer<Float>, rows: Int, columns: Int, scales: UnsafePointer<Float>,
                        offsets: UnsafePointer<Float>, scaledRowSums: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                       outliers: (OutlierColumns, input: UnsafePointer<Float>, inputColumns: Int)? = nil, threads: Int) {
+                       outliers: (OutlierColumns, input: UnsafePointer<Float>, inputColumns: Int)? = nil, threads: Int,
+                       avx512: Bool = Int8Activations.avx512) {
         let workers = workerCount(values: rows * columns, threads: threads)
         let shared = Shared((output: output, scales: scales, offsets: offsets, sums: scaledRowSums, bias: bias, outliers: outliers))
+        if avx512 && columns % 16 == 0 {
+            runWorkers(workers) { worker in
+                let (output, scales, offsets, sums, bias, outliers) = shared.value
+                finishRowsWide(output, rows: rows, columns: columns, first: worker, step: workers, scales: scales, offsets: offsets,
+                               sums: sums, bias: bias, outliers: outliers)
+            }
+            return
+        }
         runWorkers(workers) { worker in
             let (output, scales, offsets, sums, bias, outliers) = shared.value
             let vectorEnd = columns & ~7
@@ -232,6 +268,27 @@ enum Int8Activations {
                     }
                 }
                 row += workers
+            }
+        }
+    }
+
+    /// ``finish`` for rows `first`, `first + step`, … through the AVX-512 loop, outlier columns
+    /// included in the same pass.
+    private static func finishRowsWide(_ output: UnsafeMutablePointer<Float>, rows: Int, columns: Int, first: Int, step: Int,
+                                       scales: UnsafePointer<Float>, offsets: UnsafePointer<Float>, sums: UnsafePointer<Float>,
+                                       bias: UnsafePointer<Float>, outliers: (OutlierColumns, input: UnsafePointer<Float>, inputColumns: Int)?) {
+        let apart = outliers?.0.columns ?? []
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, apart.count)) { x in
+            (outliers?.0.weights ?? []).withUnsafeBufferPointer { weights in
+                var row = first
+                while row < rows {
+                    if let (_, input, inputColumns) = outliers {
+                        for (o, column) in apart.enumerated() { x[o] = input[row * inputColumns + column] }
+                    }
+                    bgem3_int8_finish_row(output + row * columns, Int32(columns), scales[row], offsets[row], sums, bias,
+                                          Int32(apart.count), x.baseAddress!, weights.baseAddress)
+                    row += step
+                }
             }
         }
     }

@@ -40,4 +40,52 @@ public enum ProductDiagnostics {
         }
         return largest
     }
+
+    /// How int8's AVX-512 passes (``Int8Activations``, rows of a multiple of 16) differ from its
+    /// 8-lane Swift loops on random rows with outlier columns, for the quantisation (bytes, row
+    /// scales and offsets) and the epilogue (floats). They do the same arithmetic, so both answers
+    /// should be 0.
+    /// - Returns: nil where the CPU lacks AVX-512; else the count of quantised bytes, scales or
+    ///   offsets that differ, and the largest difference of the epilogue's output.
+    public static func int8PassesDifference(rows: Int = 37, columns: Int = 1024, outputs: Int = 320, outlierColumns: [Int] = [3, 17, 500],
+                                            threads: Int, seed: UInt64 = 9) -> (quantization: Int, epilogue: Float)? {
+        guard Int8Activations.avx512 else { return nil }
+        var generator = NormalGenerator(seed: seed)
+        var input = (0..<(rows * columns)).map { _ in generator.next() }
+        for row in 0..<rows { for column in outlierColumns { input[row * columns + column] *= 30 } }
+        let weight = (0..<(outputs * columns)).map { _ in generator.next() * 0.05 }
+        let outliers = weight.withUnsafeBufferPointer {
+            OutlierColumns(columns: outlierColumns, weight: $0.baseAddress!, outputs: outputs, inputs: columns)
+        }
+        let product = (0..<(rows * outputs)).map { _ in generator.next() * 10 }
+        let sums = (0..<outputs).map { _ in generator.next() }
+        let bias = (0..<outputs).map { _ in generator.next() }
+        var quantizationDifferences = 0
+        var epilogueDifference: Float = 0
+        input.withUnsafeBufferPointer { x in
+            var bytes = [[UInt8]](repeating: [UInt8](repeating: 0, count: rows * columns), count: 2)
+            var rowScales = [[Float]](repeating: [Float](repeating: 0, count: 2 * rows), count: 2)
+            var outputs2 = [product, product]
+            for (path, avx512) in [false, true].enumerated() {
+                bytes[path].withUnsafeMutableBufferPointer { target in
+                    rowScales[path].withUnsafeMutableBufferPointer { scales in
+                        Int8Activations.quantize(x.baseAddress!, rows: rows, columns: columns, maximum: 255, skipping: outliers,
+                                                 into: target.baseAddress!, scales: scales.baseAddress!, offsets: scales.baseAddress! + rows,
+                                                 threads: threads, avx512: avx512)
+                    }
+                }
+                outputs2[path].withUnsafeMutableBufferPointer { y in
+                    rowScales[0].withUnsafeBufferPointer { scales in
+                        Int8Activations.finish(y.baseAddress!, rows: rows, columns: outputs, scales: scales.baseAddress!,
+                                               offsets: scales.baseAddress! + rows, scaledRowSums: sums, bias: bias,
+                                               outliers: (outliers, x.baseAddress!, columns), threads: threads, avx512: avx512)
+                    }
+                }
+            }
+            quantizationDifferences = zip(bytes[0], bytes[1]).filter { $0 != $1 }.count
+                + zip(rowScales[0], rowScales[1]).filter { $0.bitPattern != $1.bitPattern }.count
+            for (a, b) in zip(outputs2[0], outputs2[1]) { epilogueDifference = max(epilogueDifference, abs(a - b).isNaN ? .infinity : abs(a - b)) }
+        }
+        return (quantizationDifferences, epilogueDifference)
+    }
 }
