@@ -27,7 +27,7 @@ int bgem3_few_rows_supported(bgem3_few_rows_kind kind);
 /// - `input`: `rows × inputs` (u8 or fp32 by kind), row-major, 4-byte aligned rows.
 /// - `weights`: `inputs × outputs` in oneDNN's layout for the kind (above), 64-byte aligned.
 /// - `scales`, `bias`: `outputs` floats each, or NULL for none.
-/// - `outputs` a multiple of 64, `inputs` of 4; `output`: `rows × outputs` fp32, row-major.
+/// - `outputs` and `inputs` multiples of 64 (no padding); `output`: `rows × outputs` fp32, row-major.
 void bgem3_few_rows_product(bgem3_few_rows_kind kind, int rows, int inputs, int outputs, const void *input,
                             const void *weights, const float *scales, const float *bias, float *output,
                             int firstBlock, int endBlock);

@@ -49,7 +49,8 @@ struct FewRowsProduct: @unchecked Sendable {
         case .bf16: return nil
         }
         let limit = Self.rowLimit(for: precision)
-        guard limit > 0, bgem3_few_rows_supported(kind) != 0, inputSize % 4 == 0, outputSize % 64 == 0 else { return nil }
+        // Whole 64×64 blocks: oneDNN pads other sizes, and the loop's strides assume none.
+        guard limit > 0, bgem3_few_rows_supported(kind) != 0, inputSize % 64 == 0, outputSize % 64 == 0 else { return nil }
         var layout = layout
         var expected = dnnl_memory_desc_t()
         var dimensions: [dnnl_dim_t] = [dnnl_dim_t(inputSize), dnnl_dim_t(outputSize)]

@@ -8,7 +8,9 @@ import Foundation
 /// The layout is the primitive's own choice (`format_tag_any`) where that gives a packed
 /// (blocked) format, as on AVX-512 CPUs; where oneDNN has no packed format (AVX2 here), the
 /// weights stay in `Linear`'s own N×K layout (`ba`), measured at 122-133 GFLOP/s against 67-77
-/// for K×N. Primitives depend on the row count M, so they are cached per M.
+/// for K×N. Primitives depend on the row count M, so they are cached per M. A product of a few
+/// rows runs in the engine's own loop on the same weights where the CPU allows
+/// (``FewRowsProduct``).
 final class PackedMatmul: @unchecked Sendable {
     let inputSize: Int
     let outputSize: Int
