@@ -25,9 +25,9 @@ struct FewRowsProduct: @unchecked Sendable {
 
     /// The most rows the loop takes at `precision` (0: it never runs). Measured with `bench` on
     /// BGE-M3 (Emerald Rapids, 2 threads, the loop against the primitive, alternated, three rounds):
-    /// - int8: 16 tokens in 0.026-0.030 s against 0.031-0.033 s; 32 tokens in 0.042-0.048 s
-    ///   against 0.042-0.047 s. On one 1024×4096 product its lead shrank from 1.3× at 4-8 rows to
-    ///   level at 32.
+    /// - int8: 16 tokens in 0.026-0.030 s against 0.031-0.033 s; 32 tokens level (0.042-0.048 s
+    ///   both). On one 1024×4096 product it led oneDNN by 1.2-1.3× at 4-8 rows, 1.03-1.10× at 32,
+    ///   and fell behind from 48.
     /// - fp32: 16 tokens in 0.083-0.100 s against 0.096-0.135 s; 32 tokens level (0.133-0.152 s
     ///   against 0.136-0.156 s).
     /// - bf16: not faster at 16 tokens, so never.
