@@ -1,4 +1,5 @@
 #include "few_rows_products.h"
+#include "cpu_features.h"
 #include <immintrin.h>
 
 // Only these functions use AVX-512: the rest of the binary is built for Haswell and runs on CPUs
@@ -15,11 +16,9 @@ enum { tileRows = 7, blockColumns = 64, groupBytes = 256 };
 enum { prefetchBytes = 4096 };
 
 int bgem3_few_rows_supported(bgem3_few_rows_kind kind) {
-    __builtin_cpu_init();
-    int base = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     switch (kind) {
-    case bgem3_few_rows_int8: return base && __builtin_cpu_supports("avx512vnni");
-    case bgem3_few_rows_fp32: return base;
+    case bgem3_few_rows_int8: return bgem3_has_avx512() && __builtin_cpu_supports("avx512vnni");
+    case bgem3_few_rows_fp32: return bgem3_has_avx512();
     }
     return 0;
 }

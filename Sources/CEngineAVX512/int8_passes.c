@@ -1,4 +1,5 @@
 #include "int8_passes.h"
+#include "cpu_features.h"
 #include <immintrin.h>
 
 // The Swift loops multiply and add in two roundings (Swift does not fuse them); so do these, and
@@ -7,10 +8,7 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
-int bgem3_int8_passes_supported(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-}
+int bgem3_int8_passes_supported(void) { return bgem3_has_avx512(); }
 
 AVX512 void bgem3_int8_row_range(const float *row, int count, const uint16_t *kept, float *low, float *high) {
     // Four chains each way: one would wait out the instruction's latency at every step.

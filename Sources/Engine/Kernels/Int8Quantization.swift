@@ -117,6 +117,14 @@ enum Int8Activations {
         }
     }
 
+    /// A row's scale and zero point for its range [low, high] (zero included): `maximum` levels
+    /// over the range.
+    @inline(__always)
+    private static func affineMap(low: Float, high: Float, maximum: Float) -> (scale: Float, zeroPoint: Float) {
+        let scale = high > low ? (high - low) / maximum : 1
+        return (scale, (-low / scale).rounded(.toNearestOrEven))
+    }
+
     /// One row of a multiple of 16 values through the AVX-512 loops; returns its scale and zero point.
     @inline(__always)
     private static func quantizeRowWide(_ row: UnsafePointer<Float>, count: Int, maximum: Float, skipping outliers: OutlierColumns?,
@@ -127,8 +135,7 @@ enum Int8Activations {
         } else {
             bgem3_int8_row_range(row, Int32(count), nil, &low, &high)
         }
-        let scale = high > low ? (high - low) / maximum : 1
-        let zeroPoint = (-low / scale).rounded(.toNearestOrEven)
+        let (scale, zeroPoint) = affineMap(low: low, high: high, maximum: maximum)
         bgem3_int8_quantize_row(row, Int32(count), 1 / scale, zeroPoint, maximum, target)
         if let outliers {
             for column in outliers.columns { target[column] = UInt8(zeroPoint) }
@@ -156,8 +163,7 @@ enum Int8Activations {
             if outliers?.columns.contains(i) != true { low = min(low, row[i]); high = max(high, row[i]) }
             i += 1
         }
-        let scale = high > low ? (high - low) / maximum : 1
-        let zeroPoint = (-low / scale).rounded(.toNearestOrEven)
+        let (scale, zeroPoint) = affineMap(low: low, high: high, maximum: maximum)
         let inverse = Vector(repeating: 1 / scale)
         let shift = Vector(repeating: zeroPoint)
         let top = Vector(repeating: maximum)

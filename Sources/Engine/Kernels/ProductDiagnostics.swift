@@ -65,7 +65,7 @@ public enum ProductDiagnostics {
         input.withUnsafeBufferPointer { x in
             var bytes = [[UInt8]](repeating: [UInt8](repeating: 0, count: rows * columns), count: 2)
             var rowScales = [[Float]](repeating: [Float](repeating: 0, count: 2 * rows), count: 2)
-            var outputs2 = [product, product]
+            var epilogues = [product, product]
             for (path, avx512) in [false, true].enumerated() {
                 bytes[path].withUnsafeMutableBufferPointer { target in
                     rowScales[path].withUnsafeMutableBufferPointer { scales in
@@ -74,7 +74,7 @@ public enum ProductDiagnostics {
                                                  threads: threads, avx512: avx512)
                     }
                 }
-                outputs2[path].withUnsafeMutableBufferPointer { y in
+                epilogues[path].withUnsafeMutableBufferPointer { y in
                     rowScales[0].withUnsafeBufferPointer { scales in
                         Int8Activations.finish(y.baseAddress!, rows: rows, columns: outputs, scales: scales.baseAddress!,
                                                offsets: scales.baseAddress! + rows, scaledRowSums: sums, bias: bias,
@@ -84,7 +84,7 @@ public enum ProductDiagnostics {
             }
             quantizationDifferences = zip(bytes[0], bytes[1]).filter { $0 != $1 }.count
                 + zip(rowScales[0], rowScales[1]).filter { $0.bitPattern != $1.bitPattern }.count
-            for (a, b) in zip(outputs2[0], outputs2[1]) { epilogueDifference = max(epilogueDifference, abs(a - b).isNaN ? .infinity : abs(a - b)) }
+            for (a, b) in zip(epilogues[0], epilogues[1]) { epilogueDifference = max(epilogueDifference, abs(a - b).isNaN ? .infinity : abs(a - b)) }
         }
         return (quantizationDifferences, epilogueDifference)
     }
