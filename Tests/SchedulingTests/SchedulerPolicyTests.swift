@@ -62,6 +62,52 @@ import Testing
         #expect(policy.next(now: at(13), weightsLoaded: true, insideBulkBatch: true) == .wait(until: nil))
     }
 
+    /// Clients of short queries come back together when their batch ends: the first to return
+    /// waits (up to the rejoin window) for the ended batch's inputs and those that queued while it
+    /// ran, so they share a batch again instead of staying split into two.
+    @Test func clientsOfTheLastInteractiveBatchRejoinTheNext() {
+        var policy = policy { $0.interactiveRejoinWindow = .milliseconds(3) }
+        for n in 1...2 { policy.submit(id(n), lengths: [16], deadline: far, now: t0) }
+        guard let first = batch(policy.next(now: at(0), weightsLoaded: true)) else { return }
+        #expect(first.items.count == 2, "nothing to rejoin yet: the first batch runs at once")
+        policy.submit(id(3), lengths: [16], deadline: far, now: at(50))
+        #expect(policy.completed(first, now: at(100)).count == 2)
+
+        // Waits for three: the two of the ended batch, and the one that queued while it ran.
+        policy.submit(id(4), lengths: [16], deadline: far, now: at(101))
+        #expect(policy.next(now: at(101), weightsLoaded: true) == .wait(until: at(103)))
+        policy.submit(id(5), lengths: [16], deadline: far, now: at(102))
+        let second = batch(policy.next(now: at(102), weightsLoaded: true))
+        #expect(second?.items.map(\.job) == [id(3), id(4), id(5)], "all came back: it runs before the window ends")
+        _ = second.map { policy.completed($0, now: at(200)) }
+
+        // Inside a bulk batch interactive work runs at once: the bulk batch is what it waits on.
+        policy.submit(id(7), lengths: [16], deadline: far, now: at(201))
+        #expect(batch(policy.next(now: at(201), weightsLoaded: true, insideBulkBatch: true))?.items.map(\.job) == [id(7)])
+
+        // Only one comes back: it runs alone when the window ends, not later.
+        policy.submit(id(8), lengths: [16], deadline: far, now: at(201))
+        #expect(policy.next(now: at(202), weightsLoaded: true) == .wait(until: at(203)))
+        #expect(batch(policy.next(now: at(203), weightsLoaded: true))?.items.map(\.job) == [id(8)])
+
+        // Nor does a batch that is full: waiting would not make it larger.
+        var full = self.policy { $0.interactiveRejoinWindow = .milliseconds(3); $0.maxBatchSequences = 2 }
+        for n in 1...2 { full.submit(id(n), lengths: [16], deadline: far, now: t0) }
+        guard let two = batch(full.next(now: at(0), weightsLoaded: true)) else { return }
+        for n in 3...5 { full.submit(id(n), lengths: [16], deadline: far, now: at(1)) }
+        _ = full.completed(two, now: at(30))
+        #expect(batch(full.next(now: at(30), weightsLoaded: true))?.items.count == 2, "full: runs at once")
+        #expect(full.next(now: at(30), weightsLoaded: true) == .wait(until: at(33)), "one left of the five: it waits")
+
+        // One client sending one query at a time never waits.
+        var single = self.policy { $0.interactiveRejoinWindow = .milliseconds(3) }
+        single.submit(id(1), lengths: [16], deadline: far, now: t0)
+        guard let alone = batch(single.next(now: at(0), weightsLoaded: true)) else { return }
+        _ = single.completed(alone, now: at(30))
+        single.submit(id(2), lengths: [16], deadline: far, now: at(31))
+        #expect(batch(single.next(now: at(31), weightsLoaded: true))?.items.map(\.job) == [id(2)])
+    }
+
     /// Bulk requests take turns: a later, smaller bulk request is not held until an earlier, larger
     /// one is done. Each batch holds one 3000-token text (`maxBatchTokens`).
     @Test func bulkRequestsTakeTurns() {
@@ -181,13 +227,18 @@ import Testing
         }
         var ran = 0
         var completed = Set<SchedulerPolicy.JobID>()
-        var now = 100
+        var now = at(100)
         while policy.jobCount > 0 {
-            guard let run = batch(policy.next(now: at(now), weightsLoaded: true)) else { return }
+            let decision = policy.next(now: now, weightsLoaded: true)
+            if case .wait(let until?) = decision, until > now {  // a window: nobody else comes
+                now = until
+                continue
+            }
+            guard let run = batch(decision) else { return }
             if run.items.count > 1 { #expect(cost.bytes(lengths: run.items.map(\.length)) <= budget) }
             ran += run.items.count
-            completed.formUnion(policy.completed(run, now: at(now + 1)))
-            now += 2
+            completed.formUnion(policy.completed(run, now: now + .milliseconds(1)))
+            now += .milliseconds(2)
         }
         #expect(ran == expected)
         #expect(completed.count == 60)

@@ -112,6 +112,10 @@ struct ServeCommand: AsyncParsableCommand {
         memory.workers = workerCount
         var scheduling = SchedulerSettings()
         scheduling.requestTimeout = .milliseconds(Int64(limits.requestTimeoutSeconds * 1000))
+        // A test hook, for A/B runs of the load scripts: 0 turns the interactive rejoin window off.
+        if let rejoin = ProcessInfo.processInfo.environment["BGE_M3_TEST_REJOIN_WINDOW_MS"].flatMap(Double.init) {
+            scheduling.interactiveRejoinWindow = .microseconds(Int64(rejoin * 1000))
+        }
         let idle = try settings.double(idleTimeoutSecs, ServeSettings.idleTimeoutSecs, default: 0)
         scheduling.idleTimeout = idle > 0 ? .milliseconds(Int64(idle * 1000)) : nil
 
