@@ -27,6 +27,18 @@ import Testing
         #expect(AttentionKernel.forThisCPU(precision: .bf16) == reduced)
     }
 
+    /// int8 attention's products in the engine's own VNNI loops give oneDNN's floats exactly: both
+    /// sum in int32. Lengths around the key quantum (64), the row blocks (partial tiles of 4 rows)
+    /// and a long sequence of several row blocks.
+    @Test func int8ProductLoopsGiveOneDNNsResults() throws {
+        guard let difference = try AttentionDiagnostics.int8ProductsDifference(lengths: [32, 33, 63, 64, 65, 127, 130, 513, 2048], threads: 2) else {
+            print("int8 attention product loops not compared: they do not run on this CPU")
+            #expect(!(OneDNNRuntime.hasAVX512 && OneDNNRuntime.hasVNNI), "the loops are off although the CPU has AVX-512 and VNNI")
+            return
+        }
+        #expect(difference == 0, "largest difference \(difference)")
+    }
+
     /// int8 operands on the same edge lengths: queries and keys to s8 per row, values per column,
     /// softmax weights to u8 with the row's largest at 255. The bounds are what this quantisation
     /// keeps on random projections (whose attention is diffuse, the hard case for u8 weights);

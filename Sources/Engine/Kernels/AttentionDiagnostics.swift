@@ -99,6 +99,37 @@ public enum AttentionDiagnostics {
         return (minimumCosine, maximumDifference, rounds, overrun)
     }
 
+    /// The largest difference between int8 attention with its products in ``AttentionProducts``'
+    /// loops and with oneDNN's, over one batch of sequences of `lengths` tokens (each within
+    /// ``MatmulAttention``'s range); nil where the loops do not run. Both sum exactly in int32, so
+    /// it should be 0.
+    public static func int8ProductsDifference(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int, seed: UInt64 = 5) throws -> Float? {
+        guard AttentionKernel.products(.int8).unsupportedReason(headSize: headSize) == nil, AttentionProducts.run(headSize: headSize) else { return nil }
+        precondition(lengths.allSatisfy { MatmulAttention.takes(length: $0) })
+        let runtime = try OneDNNRuntime.shared(threads: threads)
+        let hidden = heads * headSize
+        let tokens = lengths.reduce(0, +)
+        var sequences: [(start: Int, length: Int)] = []
+        for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
+        let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
+        let lane = ComputeLane(threads: threads)
+        let bytes = MatmulAttention.scratchBytes(longest: lengths.max() ?? 0, heads: heads, headSize: headSize, threads: threads, operands: .int8)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64)
+        defer { scratch.deallocate() }
+        var contexts: [[Float]] = []
+        for own in [true, false] {
+            let attention = MatmulAttention(heads: heads, headSize: headSize, threads: threads, operands: .int8, runtime: runtime, ownInt8Products: own)
+            var context = [Float](repeating: .nan, count: tokens * hidden)
+            try qkv.withUnsafeBufferPointer { q throws(OneDNNError) in
+                try context.withUnsafeMutableBufferPointer { c throws(OneDNNError) in
+                    try attention.run(qkv: q.baseAddress!, context: c.baseAddress!, sequences: sequences, scratch: scratch, lane: lane, checkpoint: nil)
+                }
+            }
+            contexts.append(context)
+        }
+        return zip(contexts[0], contexts[1]).map { abs($0 - $1).isNaN ? .infinity : abs($0 - $1) }.max() ?? 0
+    }
+
     /// A fused query-key-value projection of `tokens` rows with the spread of real activations.
     private static func randomProjection(tokens: Int, hidden: Int, seed: UInt64) -> [Float] {
         var generator = NormalGenerator(seed: seed)

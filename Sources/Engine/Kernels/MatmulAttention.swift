@@ -1,3 +1,4 @@
+import CEngineAVX512
 import COneDNN
 import Foundation
 
@@ -137,12 +138,19 @@ final class MatmulAttention: @unchecked Sendable {
     private let lock = NSLock()
     private var products: [ShapeKey: Products] = [:]
 
-    init(heads: Int, headSize: Int, threads: Int, operands: AttentionOperands, runtime: OneDNNRuntime) {
+    /// Whether int8 operands' products run in ``AttentionProducts``' loops rather than oneDNN's.
+    let ownInt8Products: Bool
+
+    /// - Parameter ownInt8Products: int8 products in ``AttentionProducts``' loops; nil: where they
+    ///   run (``AttentionProducts/run(headSize:)``). Tests compare the two.
+    init(heads: Int, headSize: Int, threads: Int, operands: AttentionOperands, runtime: OneDNNRuntime, ownInt8Products: Bool? = nil) {
         self.heads = heads
         self.headSize = headSize
         self.threads = max(1, threads)
         self.operands = operands
         self.runtime = runtime
+        let available = AttentionProducts.run(headSize: headSize)
+        self.ownInt8Products = operands == .int8 && available && (ownInt8Products ?? true)
     }
 
     private static func padded(_ count: Int, to quantum: Int) -> Int { (count + quantum - 1) / quantum * quantum }
@@ -166,6 +174,8 @@ final class MatmulAttention: @unchecked Sendable {
         /// int8 operands' scales (fp32): per key, per value column, per query row; and per row the
         /// inverse sum of its softmax weights.
         let keyScales: Int, valueScales: Int, queryScales: Int, rowInverses: Int
+        /// int8 operands' keys and values packed for ``AttentionProducts``.
+        let packedKeys: Int, packedValues: Int
         let bytes: Int
 
         init(keys: Int, headSize d: Int, operands: AttentionOperands) {
@@ -189,6 +199,8 @@ final class MatmulAttention: @unchecked Sendable {
             valueScales = take(scaled ? 4 * d : 0)
             queryScales = take(scaled ? 4 * rows : 0)
             rowInverses = take(scaled ? 4 * rows : 0)
+            packedKeys = take(scaled ? keys * d : 0)
+            packedValues = take(scaled ? keys * d : 0)
             bytes = cursor
         }
     }
@@ -376,7 +388,8 @@ final class MatmulAttention: @unchecked Sendable {
         let temperature = 1 / Float(d).squareRoot()
         for j in 0..<item.length {
             prefetch(token: j + Self.prefetchDistance, of: item, qkv: qkv, context: context)
-            keyScales[j] = temperature * AttentionQuantization.quantizeRow(head + j * stride + hidden, count: d, into: keyPanel + j * d)
+            keyScales[j] = temperature * (ownInt8Products ? bgem3_attention_quantize_row(head + j * stride + hidden, keyPanel + j * d)
+                : AttentionQuantization.quantizeRow(head + j * stride + hidden, count: d, into: keyPanel + j * d))
         }
         // The values' rows are in the weights' order, which interleaves a group of 32 keys: the
         // padding keys' rows are zeroed from the last group's start, before the values are written.
@@ -386,6 +399,29 @@ final class MatmulAttention: @unchecked Sendable {
         if keys > item.length {
             (keyPanel + item.length * d).initialize(repeating: 0, count: (keys - item.length) * d)
             (keyScales + item.length).initialize(repeating: 0, count: keys - item.length)
+        }
+        if ownInt8Products {
+            let packedKeys = (base + layout.packedKeys).bindMemory(to: UInt8.self, capacity: keys * d)
+            let packedValues = (base + layout.packedValues).bindMemory(to: Int8.self, capacity: keys * d)
+            bgem3_attention_pack_keys(keyPanel, Int32(keys), packedKeys)
+            bgem3_attention_pack_values(valuePanel, Int32(keys), packedValues)
+            var first = 0
+            while first < item.length {
+                let rows = min(blockRows, item.length - first)
+                for r in 0..<rows { queryScales[r] = bgem3_attention_quantize_row(head + (first + r) * stride, queries + r * d) }
+                bgem3_attention_scores(queries, Int32(rows), packedKeys, Int32(keys), scores)
+                for r in 0..<rows {
+                    rowInverses[r] = AttentionQuantization.weights(scores + r * keys, length: item.length, keys: keys, rowScale: queryScales[r],
+                                                                   keyScales: keyScales, into: weights + r * keys)
+                }
+                bgem3_attention_context(weights, Int32(rows), packedValues, Int32(keys), output)
+                for r in 0..<rows {
+                    AttentionQuantization.scaleRow(output + r * d, by: rowInverses[r], columnScales: valueScales, count: d,
+                                                   into: context + (item.start + first + r) * hidden + item.head * d)
+                }
+                first += rows
+            }
+            return
         }
         var first = 0
         while first < item.length {
