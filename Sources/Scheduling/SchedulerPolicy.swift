@@ -8,13 +8,12 @@
 ///
 /// - Lanes: a request of at most ``SchedulerSettings/interactiveTokens`` tokens is interactive.
 ///   Interactive batches come before bulk ones and may also run inside a running bulk batch, at its
-///   next safe point, in a workspace of their own; the budget reserves room for them. Bulk requests
-///   Clients that send short queries one after another come back together when their batch ends:
-///   when an interactive batch ends, the next one waits up to
-///   ``SchedulerSettings/interactiveRejoinWindow`` for the ended batch's inputs to be replaced
-///   (as many inputs as that batch held and the queue then held), so they share one batch again.
-///   Bulk requests take turns: each bulk batch is built around the next input of the request served the fewest
-///   tokens so far, then filled by ``BatchPacker`` from all waiting inputs.
+///   next safe point, in a workspace of their own; the budget reserves room for them. Clients that
+///   send short queries one after another come back together when their batch ends, so the next
+///   interactive batch waits up to ``SchedulerSettings/interactiveRejoinWindow`` for as many inputs
+///   as the ended batch held and the queue then held, and they share one batch again. Bulk
+///   requests take turns: each bulk batch is built around the next input of the request served the
+///   fewest tokens so far, then filled by ``BatchPacker`` from all waiting inputs.
 /// - Memory: every batch's predicted workspace fits its lane's share of the budget; an input that
 ///   alone exceeds the bulk share runs alone (without interactive work inside it) if it fits the
 ///   whole budget, and fails with ``SchedulingError/inputTooLarge(index:tokens:bytes:budgetBytes:)``
