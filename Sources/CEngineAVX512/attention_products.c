@@ -2,6 +2,10 @@
 #include "cpu_features.h"
 #include <immintrin.h>
 
+// The softmax and scaling below repeat the Swift loops' operations exactly: no contraction into
+// FMAs other than those the Swift code asks for (`addingProduct`).
+#pragma clang fp contract(off)
+
 // Only these functions use AVX-512 VNNI: the binary is built for Haswell, and where
 // `bgem3_attention_products_supported` is false nothing here is called.
 #define VNNI "avx512f,avx512bw,avx512vl,avx512vnni"
@@ -157,4 +161,59 @@ __attribute__((target(VNNI))) void bgem3_attention_context(const uint8_t *weight
         default: contextTile(1, block, packedValues, keys, out); break;
         }
     }
+}
+
+// round(255 · e^(x − shift)) for 16 scores, as `AttentionQuantization.exponentiated`: e^x = 2ⁿ·e^r
+// with n = round(x·log₂e) by adding 1.5·2²³, a degree-4 polynomial, and the rounding by the same
+// addition.
+__attribute__((target(VNNI))) static inline __attribute__((always_inline)) __m512i weight16(__m512 scores, __m512 shift) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    const __m512i magicBits = _mm512_castps_si512(magic);
+    __m512 x = _mm512_max_ps(_mm512_sub_ps(scores, shift), _mm512_set1_ps(-87));
+    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504f), magic);
+    __m512 n = _mm512_sub_ps(shifted, magic);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.69314718f), x);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1));
+    __m512i exponent = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_castps_si512(shifted), magicBits), 23);
+    __m512 power = _mm512_castsi512_ps(_mm512_add_epi32(exponent, _mm512_set1_epi32(127 << 23)));
+    __m512 levels = _mm512_fmadd_ps(_mm512_set1_ps(255), _mm512_mul_ps(p, power), magic);
+    return _mm512_sub_epi32(_mm512_castps_si512(levels), magicBits);
+}
+
+__attribute__((target(VNNI))) float bgem3_attention_weights(float *raw, int length, int keys, float rowScale, const float *keyScales,
+                                                           uint8_t *weights) {
+    const __m512 scale = _mm512_set1_ps(rowScale);
+    const __m512 minusInfinity = _mm512_set1_ps(-__builtin_inff());
+    // Scaled scores for the keys, −∞ from `length` to the end of its group of 32 keys.
+    int groupEnd = (length + 31) & ~31;
+    __m512 largest = minusInfinity;
+    for (int i = 0; i < groupEnd; i += 16) {
+        int left = length - i;
+        __mmask16 live = left >= 16 ? 0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+        __m512 s = _mm512_mask_mul_ps(minusInfinity, live, _mm512_mul_ps(_mm512_maskz_loadu_ps(live, raw + i), scale),
+                                      _mm512_maskz_loadu_ps(live, keyScales + i));
+        _mm512_storeu_ps(raw + i, s);
+        largest = _mm512_max_ps(largest, s);
+    }
+    const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(largest));
+    // 32 keys at a time into the values' order: byte k of dword j is key 8k + j of the group.
+    __m512i sums = _mm512_setzero_si512();
+    for (int i = 0; i < groupEnd; i += 32) {
+        __m512i low = weight16(_mm512_loadu_ps(raw + i), shift), high = weight16(_mm512_loadu_ps(raw + i + 16), shift);
+        sums = _mm512_add_epi32(sums, _mm512_add_epi32(low, high));
+        __m512i halves = _mm512_or_si512(low, _mm512_slli_epi32(high, 16));  // keys j | 16 + j, and 8 + j | 24 + j
+        __m256i packed = _mm256_or_si256(_mm512_castsi512_si256(halves), _mm256_slli_epi32(_mm512_extracti64x4_epi64(halves, 1), 8));
+        _mm256_storeu_si256((__m256i *)(weights + i), packed);
+    }
+    for (int i = groupEnd; i < keys; i++) weights[i] = 0;
+    return 1 / (float)_mm512_reduce_add_epi32(sums);
+}
+
+__attribute__((target(VNNI))) void bgem3_attention_scale_row(const float *row, float factor, const float *columnScales, float *target) {
+    const __m512 broadcast = _mm512_set1_ps(factor);
+    _Pragma("unroll") for (int i = 0; i < 64; i += 16)
+        _mm512_storeu_ps(target + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(row + i), broadcast), _mm512_loadu_ps(columnScales + i)));
 }

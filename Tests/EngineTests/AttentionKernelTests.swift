@@ -27,9 +27,10 @@ import Testing
         #expect(AttentionKernel.forThisCPU(precision: .bf16) == reduced)
     }
 
-    /// int8 attention's products in the engine's own VNNI loops give oneDNN's floats exactly: both
-    /// sum in int32. Lengths around the key quantum (64), the row blocks (partial tiles of 4 rows)
-    /// and a long sequence of several row blocks.
+    /// int8 attention in the engine's own AVX-512 loops gives the floats of oneDNN's products with
+    /// the 8-lane Swift passes exactly: both sum in int32, and the loops' quantisation, softmax and
+    /// scaling repeat the Swift passes' operations. Lengths around the key quantum (64) and the
+    /// groups of 32 weights, partial tiles of 4 rows, and a long sequence of several row blocks.
     @Test func int8ProductLoopsGiveOneDNNsResults() throws {
         guard let difference = try AttentionDiagnostics.int8ProductsDifference(lengths: [32, 33, 63, 64, 65, 127, 130, 513, 2048], threads: 2) else {
             print("int8 attention product loops not compared: they do not run on this CPU")

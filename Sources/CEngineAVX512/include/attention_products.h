@@ -2,10 +2,12 @@
 #define BGEM3_ATTENTION_PRODUCTS_H
 #include <stdint.h>
 
-// int8 attention's two products for one head of 64 values, with `vpdpbusd`, for CPUs with
-// AVX-512 VNNI. Why they exist: oneDNN 2.6 spent about 12 µs of set-up on each of these small
-// products (a 128-token head is 2 × 1M multiply-adds, some 2.5 µs of work), and a 128-token pass
-// makes 768 of them. The sums are exact in int32, as oneDNN's, so the floats are the same.
+// int8 attention's work for one head of 64 values, for CPUs with AVX-512 VNNI: the two products
+// with `vpdpbusd`, and the passes around them 16 lanes wide. Why: oneDNN 2.6 spent about 12 µs of
+// set-up on each of these small products (a 128-token head is 2 × 1M multiply-adds, some 2.5 µs
+// of work), a 128-token pass makes 768 of them, and the engine's 8-lane passes around them took as
+// long again. The sums are exact in int32, as oneDNN's, and the passes repeat the Swift loops'
+// operations, so the floats are the same.
 //
 // `vpdpbusd` multiplies unsigned by signed bytes. The keys are packed as unsigned (each byte
 // +128) and each score corrected by 128 × the sum of its query's bytes; the softmax's weights are
@@ -37,5 +39,14 @@ void bgem3_attention_pack_values(const int8_t *panel, int keys, int8_t *packed);
 /// `output[r][n] = Σ_i weights[r][i] · values[i][n]` as floats, for `rows` rows of `keys` u8
 /// weights (`weights[r][keys]`) and `keys` packed value rows; `output` has 64 floats per row.
 void bgem3_attention_context(const uint8_t *weights, int rows, const int8_t *packedValues, int keys, float *output);
+
+/// `AttentionQuantization.weights` 16 lanes wide, the same arithmetic operation for operation (so
+/// the same bytes): one row of u8 softmax numerators from the integer scores in `raw` (scaled in
+/// place by `rowScale · keyScales[j]`), in the values' key order; returns 1 / their sum.
+/// `keys` a multiple of 64, `length` at most `keys`.
+float bgem3_attention_weights(float *raw, int length, int keys, float rowScale, const float *keyScales, uint8_t *weights);
+
+/// `target[c] = row[c] · factor · columnScales[c]` for 64 columns, as `AttentionQuantization.scaleRow`.
+void bgem3_attention_scale_row(const float *row, float factor, const float *columnScales, float *target);
 
 #endif

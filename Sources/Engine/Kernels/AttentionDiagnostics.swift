@@ -99,8 +99,8 @@ public enum AttentionDiagnostics {
         return (minimumCosine, maximumDifference, rounds, overrun)
     }
 
-    /// The largest difference between int8 attention with its products in ``AttentionProducts``'
-    /// loops and with oneDNN's, over one batch of sequences of `lengths` tokens (each within
+    /// The largest difference between int8 attention in ``AttentionProducts``' loops and with
+    /// oneDNN's products and ``AttentionQuantization``'s passes, over one batch of sequences of `lengths` tokens (each within
     /// ``MatmulAttention``'s range); nil where the loops do not run. Both sum exactly in int32, so
     /// it should be 0.
     public static func int8ProductsDifference(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int, seed: UInt64 = 5) throws -> Float? {

@@ -411,13 +411,12 @@ final class MatmulAttention: @unchecked Sendable {
                 for r in 0..<rows { queryScales[r] = bgem3_attention_quantize_row(head + (first + r) * stride, queries + r * d) }
                 bgem3_attention_scores(queries, Int32(rows), packedKeys, Int32(keys), scores)
                 for r in 0..<rows {
-                    rowInverses[r] = AttentionQuantization.weights(scores + r * keys, length: item.length, keys: keys, rowScale: queryScales[r],
-                                                                   keyScales: keyScales, into: weights + r * keys)
+                    rowInverses[r] = bgem3_attention_weights(scores + r * keys, Int32(item.length), Int32(keys), queryScales[r], keyScales,
+                                                             weights + r * keys)
                 }
                 bgem3_attention_context(weights, Int32(rows), packedValues, Int32(keys), output)
                 for r in 0..<rows {
-                    AttentionQuantization.scaleRow(output + r * d, by: rowInverses[r], columnScales: valueScales, count: d,
-                                                   into: context + (item.start + first + r) * hidden + item.head * d)
+                    bgem3_attention_scale_row(output + r * d, rowInverses[r], valueScales, context + (item.start + first + r) * hidden + item.head * d)
                 }
                 first += rows
             }
