@@ -138,11 +138,12 @@ final class MatmulAttention: @unchecked Sendable {
     private let lock = NSLock()
     private var products: [ShapeKey: Products] = [:]
 
-    /// Whether int8 operands' products run in ``AttentionProducts``' loops rather than oneDNN's.
+    /// Whether int8 operands run in ``AttentionProducts``' loops rather than oneDNN's products and
+    /// ``AttentionQuantization``'s passes.
     let ownInt8Products: Bool
 
-    /// - Parameter ownInt8Products: int8 products in ``AttentionProducts``' loops; nil: where they
-    ///   run (``AttentionProducts/run(headSize:)``). Tests compare the two.
+    /// - Parameter ownInt8Products: int8 operands in ``AttentionProducts``' loops; nil: wherever
+    ///   they run (``AttentionProducts/run(headSize:)``). Tests compare the two paths.
     init(heads: Int, headSize: Int, threads: Int, operands: AttentionOperands, runtime: OneDNNRuntime, ownInt8Products: Bool? = nil) {
         self.heads = heads
         self.headSize = headSize
