@@ -48,7 +48,7 @@ __attribute__((target(VNNI))) void bgem3_attention_pack_keys(const int8_t *panel
     }
 }
 
-// One tile of scores: `count` rows from `row`, the 64 keys from `first`.
+// One tile of scores: `count` rows of `queries` against the 64 keys from `first`.
 __attribute__((target(VNNI))) static inline __attribute__((always_inline)) void scoreTile(
     int count, const int8_t *queries, const uint8_t *packedKeys, int keys, int first, const __m512i *corrections, float *scores) {
     __m512i sums[tileRows][4];
