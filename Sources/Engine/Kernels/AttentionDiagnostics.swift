@@ -48,8 +48,7 @@ public enum AttentionDiagnostics {
         let runtime = try OneDNNRuntime.shared(threads: threads)
         let hidden = heads * headSize
         let tokens = lengths.reduce(0, +)
-        var sequences: [(start: Int, length: Int)] = []
-        for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
+        let sequences = consecutive(lengths)
         let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
         let blocked = BlockedAttention(heads: heads, headSize: headSize, threads: threads)
         let products = MatmulAttention(heads: heads, headSize: headSize, threads: threads, operands: operands, runtime: runtime)
@@ -100,17 +99,16 @@ public enum AttentionDiagnostics {
     }
 
     /// The largest difference between int8 attention in ``AttentionProducts``' loops and with
-    /// oneDNN's products and ``AttentionQuantization``'s passes, over one batch of sequences of `lengths` tokens (each within
-    /// ``MatmulAttention``'s range); nil where the loops do not run. Both sum exactly in int32, so
-    /// it should be 0.
+    /// oneDNN's products and ``AttentionQuantization``'s passes, over one batch of sequences of
+    /// `lengths` tokens (each within ``MatmulAttention``'s range); nil where the loops do not run.
+    /// Both sum exactly in int32 and the passes repeat each other's operations, so it should be 0.
     public static func int8ProductsDifference(lengths: [Int], heads: Int = 4, headSize: Int = 64, threads: Int, seed: UInt64 = 5) throws -> Float? {
         guard AttentionKernel.products(.int8).unsupportedReason(headSize: headSize) == nil, AttentionProducts.run(headSize: headSize) else { return nil }
         precondition(lengths.allSatisfy { MatmulAttention.takes(length: $0) })
         let runtime = try OneDNNRuntime.shared(threads: threads)
         let hidden = heads * headSize
         let tokens = lengths.reduce(0, +)
-        var sequences: [(start: Int, length: Int)] = []
-        for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
+        let sequences = consecutive(lengths)
         let qkv = randomProjection(tokens: tokens, hidden: hidden, seed: seed)
         let lane = ComputeLane(threads: threads)
         let bytes = MatmulAttention.scratchBytes(longest: lengths.max() ?? 0, heads: heads, headSize: headSize, threads: threads, operands: .int8)
@@ -128,6 +126,13 @@ public enum AttentionDiagnostics {
             contexts.append(context)
         }
         return zip(contexts[0], contexts[1]).map { abs($0 - $1).isNaN ? .infinity : abs($0 - $1) }.max() ?? 0
+    }
+
+    /// Sequences of `lengths` tokens one after another in one batch.
+    private static func consecutive(_ lengths: [Int]) -> [(start: Int, length: Int)] {
+        var sequences: [(start: Int, length: Int)] = []
+        for length in lengths { sequences.append((sequences.last.map { $0.start + $0.length } ?? 0, length)) }
+        return sequences
     }
 
     /// A fused query-key-value projection of `tokens` rows with the spread of real activations.

@@ -401,49 +401,52 @@ final class MatmulAttention: @unchecked Sendable {
             (keyPanel + item.length * d).initialize(repeating: 0, count: (keys - item.length) * d)
             (keyScales + item.length).initialize(repeating: 0, count: keys - item.length)
         }
+        // With ``AttentionProducts``' loops: keys and values packed once per head, then every step
+        // in the loops; otherwise oneDNN's products on row blocks padded to its shapes, and the
+        // Swift passes. The steps are the same, so the floats are too.
+        let packedKeys = (base + layout.packedKeys).bindMemory(to: UInt8.self, capacity: keys * d)
+        let packedValues = (base + layout.packedValues).bindMemory(to: Int8.self, capacity: keys * d)
         if ownInt8Products {
-            let packedKeys = (base + layout.packedKeys).bindMemory(to: UInt8.self, capacity: keys * d)
-            let packedValues = (base + layout.packedValues).bindMemory(to: Int8.self, capacity: keys * d)
             bgem3_attention_pack_keys(keyPanel, Int32(keys), packedKeys)
             bgem3_attention_pack_values(valuePanel, Int32(keys), packedValues)
-            var first = 0
-            while first < item.length {
-                let rows = min(blockRows, item.length - first)
-                for r in 0..<rows { queryScales[r] = bgem3_attention_quantize_row(head + (first + r) * stride, queries + r * d) }
-                bgem3_attention_scores(queries, Int32(rows), packedKeys, Int32(keys), scores)
-                for r in 0..<rows {
-                    rowInverses[r] = bgem3_attention_weights(scores + r * keys, Int32(item.length), Int32(keys), queryScales[r], keyScales,
-                                                             weights + r * keys)
-                }
-                bgem3_attention_context(weights, Int32(rows), packedValues, Int32(keys), output)
-                for r in 0..<rows {
-                    bgem3_attention_scale_row(output + r * d, rowInverses[r], valueScales, context + (item.start + first + r) * hidden + item.head * d)
-                }
-                first += rows
-            }
-            return
         }
         var first = 0
         while first < item.length {
             let rows = min(blockRows, item.length - first)
-            let paddedRows = Self.padded(rows, to: Self.rowQuantum)
+            let paddedRows = ownInt8Products ? rows : Self.padded(rows, to: Self.rowQuantum)
             for r in 0..<rows {
-                queryScales[r] = AttentionQuantization.quantizeRow(head + (first + r) * stride, count: d, into: queries + r * d)
+                let row = head + (first + r) * stride
+                queryScales[r] = ownInt8Products ? bgem3_attention_quantize_row(row, queries + r * d)
+                    : AttentionQuantization.quantizeRow(row, count: d, into: queries + r * d)
             }
             if paddedRows > rows { (queries + rows * d).initialize(repeating: 0, count: (paddedRows - rows) * d) }
-            let products = try self.products(lane: lane, worker: worker, rows: paddedRows, keys: keys)
-            try products.scores.execute(queries, keyPanel, UnsafeMutableRawPointer(scores), stream: stream)
-            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            let products = ownInt8Products ? nil : try self.products(lane: lane, worker: worker, rows: paddedRows, keys: keys)
+            if let products {
+                try products.scores.execute(queries, keyPanel, UnsafeMutableRawPointer(scores), stream: stream)
+                try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            } else {
+                bgem3_attention_scores(queries, Int32(rows), packedKeys, Int32(keys), scores)
+            }
             for r in 0..<rows {
-                rowInverses[r] = AttentionQuantization.weights(scores + r * keys, length: item.length, keys: keys, rowScale: queryScales[r],
-                                                               keyScales: keyScales, into: weights + r * keys)
+                rowInverses[r] = ownInt8Products
+                    ? bgem3_attention_weights(scores + r * keys, Int32(item.length), Int32(keys), queryScales[r], keyScales, weights + r * keys)
+                    : AttentionQuantization.weights(scores + r * keys, length: item.length, keys: keys, rowScale: queryScales[r],
+                                                    keyScales: keyScales, into: weights + r * keys)
             }
             if paddedRows > rows { (weights + rows * keys).initialize(repeating: 0, count: (paddedRows - rows) * keys) }
-            try products.context.execute(weights, valuePanel, UnsafeMutableRawPointer(output), stream: stream)
-            try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            if let products {
+                try products.context.execute(weights, valuePanel, UnsafeMutableRawPointer(output), stream: stream)
+                try check(dnnl_stream_wait(stream), "dnnl_stream_wait")
+            } else {
+                bgem3_attention_context(weights, Int32(rows), packedValues, Int32(keys), output)
+            }
             for r in 0..<rows {
-                AttentionQuantization.scaleRow(output + r * d, by: rowInverses[r], columnScales: valueScales, count: d,
-                                               into: context + (item.start + first + r) * hidden + item.head * d)
+                let target = context + (item.start + first + r) * hidden + item.head * d
+                if ownInt8Products {
+                    bgem3_attention_scale_row(output + r * d, rowInverses[r], valueScales, target)
+                } else {
+                    AttentionQuantization.scaleRow(output + r * d, by: rowInverses[r], columnScales: valueScales, count: d, into: target)
+                }
             }
             first += rows
         }
