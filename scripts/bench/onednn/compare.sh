@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Is a newer oneDNN a lever for bgem3's int8 products? Times the engine's u8×s8→f32 product on
-# BGE-M3's shapes with Debian's oneDNN 2.6.3 (what the engine links) and with oneDNN 3.2 from
-# PyPI's pinned onednn-cpu-gomp wheels (GNU OpenMP, as Debian's), alternating the two ROUNDS
-# times, and prints each shape's median over the rounds; then asks both for the per-row multiply
-# a fused int8 epilogue needs. Run it alone on the machine (issue 19, build item 5).
+# Is a newer oneDNN a lever for bgem3's products? Times the engine's u8×s8→f32 product (or, with
+# PRECISION fp32, its f32×f32→f32 product) on BGE-M3's shapes with Debian's oneDNN 2.6.3 (what the
+# engine links) and with oneDNN 3.2 from PyPI's pinned onednn-cpu-gomp wheels (GNU OpenMP, as
+# Debian's), alternating the two ROUNDS times, and prints each shape's median over the rounds; at
+# int8 it then asks both for the per-row multiply a fused int8 epilogue needs. Run it alone on the
+# machine (issue 19, build item 5).
 #
-#   scripts/bench/onednn/compare.sh [ROUNDS] [THREADS]     # defaults: 5 rounds, 2 threads
+#   scripts/bench/onednn/compare.sh [ROUNDS] [THREADS] [PRECISION]   # defaults: 5, 2, int8
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ROUNDS=${1:-5}
 export OMP_NUM_THREADS=${2:-2}
+case ${3:-int8} in int8) MODE= ;; fp32) MODE=f32 ;; *) echo "PRECISION is int8 or fp32" >&2; exit 2 ;; esac
 WORK=${ONEDNN_COMPARE_DIR:-/tmp/bgem3-onednn-compare}
 mkdir -p "$WORK"
 VERSION=2023.2.0
@@ -24,8 +26,8 @@ gcc -O2 -o "$WORK/matmul_v2" matmul_v2.c -ldnnl
 gcc -O2 -o "$WORK/matmul_v3" matmul_v3.c -I"$WORK/v3/include" -L"$WORK/v3/lib" -l:libdnnl.so.3 -Wl,-rpath,"$WORK/v3/lib"
 : > "$WORK/times"
 for round in $(seq "$ROUNDS"); do
-  "$WORK/matmul_v2" >> "$WORK/times"
-  "$WORK/matmul_v3" >> "$WORK/times"
+  "$WORK/matmul_v2" $MODE >> "$WORK/times"
+  "$WORK/matmul_v3" $MODE >> "$WORK/times"
 done
 python3 - "$WORK/times" <<'PY'
 import collections, statistics, sys
@@ -40,5 +42,7 @@ for shape in shapes:
     old, new = statistics.median(times[(shape, "2.x")]), statistics.median(times[(shape, "3.x")])
     print(f"{shape:18} {old:8.3f} {new:8.3f} {2*m*k*n/old*1e-6:10.0f} {2*m*k*n/new*1e-6:10.0f} {old/new:8.2f}x")
 PY
-"$WORK/matmul_v2" rowscale | sort -u | head -3
-"$WORK/matmul_v3" rowscale | sort -u | head -3
+if [ -z "$MODE" ]; then
+  "$WORK/matmul_v2" rowscale | sort -u | head -3
+  "$WORK/matmul_v3" rowscale | sort -u | head -3
+fi

@@ -1,7 +1,9 @@
 // The engine's int8 product on oneDNN 2.x (Debian's libdnnl 2.6.3): u8 activations × s8 weights in
 // the primitive's own layout → f32, per-column scales fixed at creation, timed on BGE-M3's shapes.
-// With `rowscale` it asks for the per-row multiply a fused epilogue would need and prints the
-// implementation oneDNN picks for it (a reference kernel means: not fused, not usable).
+// With `f32` it times the fp32 product instead (f32 × f32 → f32, weights in the primitive's
+// layout, as the engine runs fp32). With `rowscale` it asks for the per-row multiply a fused
+// epilogue would need and prints the implementation oneDNN picks for it (a reference kernel
+// means: not fused, not usable).
 #include <oneapi/dnnl/dnnl.h>
 #include "common.h"
 
@@ -13,16 +15,18 @@ static void describe(dnnl_memory_desc_t *d, long rows, long columns, dnnl_data_t
 int main(int argc, char **argv) {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
-    int rowScale = start(argc, argv, &engine, &stream);
+    enum mode mode = start(argc, argv, &engine, &stream);
+    int rowScale = mode == ROW_SCALE, fp32 = mode == PRODUCT_F32;
+    dnnl_data_type_t activations = fp32 ? dnnl_f32 : dnnl_u8, weights = fp32 ? dnnl_f32 : dnnl_s8;
     for (int i = 0; i < SHAPE_COUNT; i++) {
         int m = SHAPES[i][0], k = SHAPES[i][1], n = SHAPES[i][2];
         dnnl_memory_desc_t src, plain, any, dst, rows;
-        describe(&src, m, k, dnnl_u8, dnnl_ab); describe(&plain, k, n, dnnl_s8, dnnl_ba);
-        describe(&any, k, n, dnnl_s8, dnnl_format_tag_any); describe(&dst, m, n, dnnl_f32, dnnl_ab);
+        describe(&src, m, k, activations, dnnl_ab); describe(&plain, k, n, weights, dnnl_ba);
+        describe(&any, k, n, weights, dnnl_format_tag_any); describe(&dst, m, n, dnnl_f32, dnnl_ab);
         describe(&rows, m, 1, dnnl_f32, dnnl_ab);
         dnnl_primitive_attr_t attr; CHECK(dnnl_primitive_attr_create(&attr));
         float *scales = malloc(4 * n); for (int j = 0; j < n; j++) scales[j] = 0.01f;
-        CHECK(dnnl_primitive_attr_set_output_scales(attr, n, 1 << 1, scales));
+        if (!fp32) CHECK(dnnl_primitive_attr_set_output_scales(attr, n, 1 << 1, scales));
         if (rowScale) {
             dnnl_post_ops_t ops; CHECK(dnnl_post_ops_create(&ops));
             CHECK(dnnl_post_ops_append_binary(ops, dnnl_binary_mul, &rows));
@@ -33,8 +37,9 @@ int main(int argc, char **argv) {
         const char *name; dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name);
         if (rowScale) { printf("2.x %dx%dx%d per-row multiply: %s\n", m, k, n, name); continue; }
         const dnnl_memory_desc_t *packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-        unsigned char *a; signed char *w;
-        random_operands(m, k, n, &a, &w);
+        void *a, *w;
+        if (fp32) random_f32_operands(m, k, n, (float **)&a, (float **)&w);
+        else random_operands(m, k, n, (unsigned char **)&a, (signed char **)&w);
         void *wPacked = aligned_alloc(64, dnnl_memory_desc_get_size(packed) + 64); float *c = aligned_alloc(64, 4L * m * n);
         dnnl_memory_t mA, mW, mWPacked, mC;
         CHECK(dnnl_memory_create(&mA, &src, engine, a)); CHECK(dnnl_memory_create(&mW, &plain, engine, w));
