@@ -22,15 +22,15 @@ import TestSupport
         let cases: [Case]
     }
 
-    @Test func embedMatchesTheReferenceAndKeepsOrder() throws {
+    @Test func embedMatchesTheReferenceAndKeepsOrder() async throws {
         let data = try Data(contentsOf: RepositoryFixtures.golden("tiny-model-public.json"))
         let golden = try JSONDecoder().decode(Golden.self, from: data)
         let cases = golden.cases.filter { $0.max_length == 64 }.prefix(6)
         let input = cases.enumerated().map { index, c in
             String(decoding: try! JSONSerialization.data(withJSONObject: ["text": c.text, "id": index * 10]), as: UTF8.self)
         }.joined(separator: "\n") + "\n"
-        let result = try BGEM3Process.run(["embed", "--model", tiny, "--dense", "--sparse", "--colbert", "--max-length", "64", "--precision", "fp32"],
-                                          input: Data(input.utf8))
+        let result = try await BGEM3Process.run(["embed", "--model", tiny, "--dense", "--sparse", "--colbert", "--max-length", "64", "--precision", "fp32"],
+                                                input: Data(input.utf8))
         #expect(result.status == 0, "\(result.standardError)")
         let lines = try result.standardOutput.split(separator: "\n").map { try JSONDecoder().decode(Output.self, from: Data($0.utf8)) }
         #expect(lines.count == cases.count)
@@ -53,15 +53,15 @@ import TestSupport
     /// Under a small memory limit the input is embedded in several windows through the server's
     /// scheduler (one written while the next is computed): the output is the same, line for line,
     /// as with room for everything at once, in order, with the carried fields.
-    @Test func embedInWindowsUnderASmallMemoryLimitKeepsOrderAndValues() throws {
+    @Test func embedInWindowsUnderASmallMemoryLimitKeepsOrderAndValues() async throws {
         let words = ["memory", "aware", "batches", "of", "unpadded", "texts", "in", "order"]
         let input = (0..<1500).map { index in
             let text = (0...(index % 23)).map { words[($0 * 5 + index) % words.count] }.joined(separator: " ")
             return "{\"text\": \"\(text)\", \"n\": \(index)}"
         }.joined(separator: "\n") + "\n"
         let arguments = ["embed", "--model", tiny, "--sparse", "--colbert", "--precision", "fp32"]
-        let roomy = try BGEM3Process.run(arguments, input: Data(input.utf8))
-        let tight = try BGEM3Process.run(arguments + ["--memory-limit", "60MiB"], input: Data(input.utf8))
+        let roomy = try await BGEM3Process.run(arguments, input: Data(input.utf8))
+        let tight = try await BGEM3Process.run(arguments + ["--memory-limit", "60MiB"], input: Data(input.utf8))
         #expect(roomy.status == 0 && tight.status == 0, "\(tight.standardError)")
         let roomyLines = roomy.standardOutput.split(separator: "\n")
         let tightLines = tight.standardOutput.split(separator: "\n")
@@ -70,56 +70,56 @@ import TestSupport
         #expect(tightLines.enumerated().allSatisfy { $0.element.hasPrefix("{\"index\":\($0.offset),") && $0.element.hasSuffix("\"n\":\($0.offset)}") })
     }
 
-    @Test func embedGivesOnlyWhatIsAskedAndDenseByDefault() throws {
-        let result = try BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"hello\"}\n".utf8))
+    @Test func embedGivesOnlyWhatIsAskedAndDenseByDefault() async throws {
+        let result = try await BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"hello\"}\n".utf8))
         #expect(result.status == 0, "\(result.standardError)")
         let line = try JSONDecoder().decode(Output.self, from: Data(result.standardOutput.utf8))
         #expect(line.dense?.count == 64 && line.sparse == nil && line.colbert == nil)
         #expect(line.tokens == 6 && !line.truncated) // [0, 4, 266, 25, 55, 2], as `bgem3 tokenize` gives
     }
 
-    @Test func embedTruncatesAndReportsIt() throws {
+    @Test func embedTruncatesAndReportsIt() async throws {
         let text = String(repeating: "word ", count: 200)
-        let result = try BGEM3Process.run(["embed", "--model", tiny, "--max-length", "16"], input: Data("{\"text\": \"\(text)\"}\n".utf8))
+        let result = try await BGEM3Process.run(["embed", "--model", tiny, "--max-length", "16"], input: Data("{\"text\": \"\(text)\"}\n".utf8))
         #expect(result.status == 0, "\(result.standardError)")
         let line = try JSONDecoder().decode(Output.self, from: Data(result.standardOutput.utf8))
         #expect(line.tokens == 16 && line.truncated)
     }
 
-    @Test func embedRejectsBadInputClearly() throws {
-        let bad = try BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"ok\"}\n[1, 2]\n".utf8))
+    @Test func embedRejectsBadInputClearly() async throws {
+        let bad = try await BGEM3Process.run(["embed", "--model", tiny], input: Data("{\"text\": \"ok\"}\n[1, 2]\n".utf8))
         #expect(bad.status == 1 && !bad.terminatedBySignal)
         #expect(bad.standardError.contains("line 2"))
-        let length = try BGEM3Process.run(["embed", "--model", tiny, "--max-length", "5000"], input: Data())
+        let length = try await BGEM3Process.run(["embed", "--model", tiny, "--max-length", "5000"], input: Data())
         #expect(length.status == 1)
         #expect(length.standardError.contains("--max-length 5000 is outside 2...1024"))
-        let missing = try BGEM3Process.run(["embed", "--model", "/nonexistent"], input: Data())
+        let missing = try await BGEM3Process.run(["embed", "--model", "/nonexistent"], input: Data())
         #expect(missing.status == 1)
         #expect(missing.standardError.contains("config.json"))
     }
 
-    @Test func synthWritesALoadableModel() throws {
+    @Test func synthWritesALoadableModel() async throws {
         let scratch = try ScratchDirectory("synth")
         defer { scratch.remove() }
         let directory = scratch.url("model")
-        let made = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", directory.path,
+        let made = try await BGEM3Process.run(["synth", "--preset", "tiny", "--out", directory.path,
                                          "--tokenizer", RepositoryFixtures.url("tiny-bge-m3/tokenizer.json").path])
         #expect(made.status == 0, "\(made.standardError)")
         for file in ["config.json", "model.safetensors", "sparse_linear.pt", "colbert_linear.pt", "tokenizer.json", "special_tokens_map.json"] {
             #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), "\(file)")
         }
-        let embedded = try BGEM3Process.run(["embed", "--model", directory.path, "--sparse", "--colbert", "--precision", "fp32"], input: Data("{\"text\": \"hello world\"}\n".utf8))
+        let embedded = try await BGEM3Process.run(["embed", "--model", directory.path, "--sparse", "--colbert", "--precision", "fp32"], input: Data("{\"text\": \"hello world\"}\n".utf8))
         #expect(embedded.status == 0, "\(embedded.standardError)")
         let line = try JSONDecoder().decode(Output.self, from: Data(embedded.standardOutput.utf8))
         #expect(line.colbert?.count == line.tokens - 1)
-        let wrongVocabulary = try BGEM3Process.run(["synth", "--preset", "tiny", "--out", scratch.url("wrong").path,
+        let wrongVocabulary = try await BGEM3Process.run(["synth", "--preset", "tiny", "--out", scratch.url("wrong").path,
                                                     "--tokenizer", try RepositoryFixtures.xlmrTokenizer().path])
         #expect(wrongVocabulary.status == 1)
         #expect(wrongVocabulary.standardError.contains("250002"), "\(wrongVocabulary.standardError)")
     }
 
-    @Test func benchReportsModelWorkloads() throws {
-        let result = try BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x16,1x128,8x16,64xmixed", "--runs", "1", "--threads", "1", "--json"])
+    @Test func benchReportsModelWorkloads() async throws {
+        let result = try await BGEM3Process.run(["bench", "--model", tiny, "--workloads", "1x16,1x128,8x16,64xmixed", "--runs", "1", "--threads", "1", "--json"])
         #expect(result.status == 0, "\(result.standardError)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         #expect(object["precision"] as? String == "fp32")

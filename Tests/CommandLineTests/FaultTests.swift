@@ -34,8 +34,8 @@ import TestSupport
         let moments: [(marker: String, milliseconds: Int)] = [("probe (1, 64)", 0), ("probe (4, 64)", 0), ("probe (1, 256)", 0),
                                                               ("probe (1, 1024)", 0), ("listening", 150), ("listening", 250)]
         for (marker, delay) in moments {
-            let server = try ServerProcess(arguments: ["--probe", "force"],
-                                           environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_PROBE_PAUSE_MS": "1000"])
+            let server = try await ServerProcess(arguments: ["--probe", "force"],
+                                                 environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_PROBE_PAUSE_MS": "1000"])
             try await wait(for: marker, in: server)
             try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000)
             kill(server.process.processIdentifier, SIGKILL)
@@ -52,7 +52,7 @@ import TestSupport
         #expect(killedWhileProbing >= 3, "only \(killedWhileProbing) kills landed inside the probe")
         print("probe kills: \(killedWhileProbing) of \(moments.count) inside the probe")
 
-        let next = try ServerProcess(arguments: ["--probe", "auto"], environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path])
+        let next = try await ServerProcess(arguments: ["--probe", "auto"], environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path])
         defer { #expect(next.stop() == 0) }
         try await next.waitUntilReady()
         let probe = try #require(try json(try await next.request("/health").body)["probe"] as? [String: Any])
@@ -75,7 +75,7 @@ import TestSupport
             bytes.replaceSubrange(0..<64, with: Data((0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }))
         }
         try bytes.write(to: weights)
-        let server = try ServerProcess(arguments: ["--model", model.path], replacingModel: true)
+        let server = try await ServerProcess(arguments: ["--model", model.path], replacingModel: true)
         defer { _ = server.stop() }
         var health: [String: Any] = [:]
         for _ in 0..<200 {
@@ -104,7 +104,7 @@ import TestSupport
             try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
             try? FileManager.default.removeItem(at: directory)
         }
-        let server = try ServerProcess(environment: ["BGE_M3_PROBE_CACHE_DIR": directory.path], unprivileged: true)
+        let server = try await ServerProcess(environment: ["BGE_M3_PROBE_CACHE_DIR": directory.path], unprivileged: true)
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let probe = try #require(try json(try await server.request("/health").body)["probe"] as? [String: Any])
@@ -119,7 +119,7 @@ import TestSupport
         let blocker = scratch("not-a-directory")
         defer { try? FileManager.default.removeItem(at: blocker) }
         try Data("a file".utf8).write(to: blocker)
-        let server = try ServerProcess(environment: ["BGE_M3_PROBE_CACHE_DIR": blocker.appendingPathComponent("cache").path])
+        let server = try await ServerProcess(environment: ["BGE_M3_PROBE_CACHE_DIR": blocker.appendingPathComponent("cache").path])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let probe = try #require(try json(try await server.request("/health").body)["probe"] as? [String: Any])

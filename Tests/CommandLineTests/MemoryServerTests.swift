@@ -23,7 +23,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: cache) }
         let environment = ["BGE_M3_PROBE_CACHE_DIR": cache.path]
 
-        let first = try ServerProcess(environment: environment)
+        let first = try await ServerProcess(environment: environment)
         let measured = try await probe(first)
         #expect(measured["status"] as? String == "complete")
         #expect((measured["a"] as? Double ?? 0) > 0)
@@ -42,7 +42,7 @@ import TestSupport
         #expect(files.count == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: cache.path).allSatisfy { !$0.hasSuffix(".tmp") })
 
-        let second = try ServerProcess(environment: environment)
+        let second = try await ServerProcess(environment: environment)
         let cached = try await probe(second)
         #expect(cached["status"] as? String == "cached")
         #expect(cached["a"] as? Double == measured["a"] as? Double)
@@ -50,7 +50,7 @@ import TestSupport
 
         let file = cache.appendingPathComponent(try #require(files.first))
         try Data("{\"format\": 1, \"a\": ".utf8).write(to: file)  // as a process killed mid-write without the atomic rename would leave it
-        let third = try ServerProcess(environment: environment)
+        let third = try await ServerProcess(environment: environment)
         #expect(try await probe(third)["status"] as? String == "complete")
         #expect(third.stop() == 0)
         #expect(third.output.contains("probe cache ignored"))
@@ -59,12 +59,12 @@ import TestSupport
     }
 
     @Test func theProbeCanBeTurnedOffOrReplaced() async throws {
-        let off = try ServerProcess(environment: ["BGE_M3_PROBE": "off"])
+        let off = try await ServerProcess(environment: ["BGE_M3_PROBE": "off"])
         #expect(try await probe(off)["status"] as? String == "off")
         #expect(off.stop() == 0)
         #expect(off.output.contains("conservative cost model"))
 
-        let given = try ServerProcess(arguments: ["--cost-a", "12345", "--cost-b", "6"])
+        let given = try await ServerProcess(arguments: ["--cost-a", "12345", "--cost-b", "6"])
         let overridden = try await probe(given)
         #expect(overridden["status"] as? String == "overridden")
         #expect(overridden["a"] as? Double == 12345)
@@ -72,7 +72,7 @@ import TestSupport
         #expect(given.stop() == 0)
     }
 
-    @Test func badMemorySettingsAreRefusedAtStart() throws {
+    @Test func badMemorySettingsAreRefusedAtStart() async throws {
         let model = ["serve", "--model", RepositoryFixtures.tinyModel.path, "--bind", "127.0.0.1:0"]
         let cases: [([String], [String: String], String)] = [
             ([], ["BGE_M3_MEMORY_SAFETY": "2"], "BGE_M3_MEMORY_SAFETY=2 must be a number in 0.1...1.0"),
@@ -83,7 +83,7 @@ import TestSupport
             ([], ["BGE_M3_IDLE_TIMEOUT_SECS": "-1"], "BGE_M3_IDLE_TIMEOUT_SECS=-1 must be a number"),
         ]
         for (arguments, environment, message) in cases {
-            let result = try BGEM3Process.run(model + arguments, environment: environment)
+            let result = try await BGEM3Process.run(model + arguments, environment: environment)
             #expect(result.status != 0, "\(arguments) \(environment)")
             #expect(result.standardError.contains(message), "\(result.standardError)")
         }
@@ -92,7 +92,7 @@ import TestSupport
     /// With a cost model that makes 500 tokens cost more than the whole budget, such an input is
     /// refused with 413 and a message naming it, while short inputs are served.
     @Test func anInputLargerThanTheMemoryBudgetIsRefusedClearly() async throws {
-        let server = try ServerProcess(arguments: ["--memory-limit", "300MiB", "--cost-a", "1000000", "--cost-b", "0"])
+        let server = try await ServerProcess(arguments: ["--memory-limit", "300MiB", "--cost-a", "1000000", "--cost-b", "0"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let short = try await server.post("/v1/embeddings", json: "{\"input\": \"a short sentence\"}")

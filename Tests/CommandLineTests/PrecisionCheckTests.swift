@@ -28,7 +28,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: cache) }
         let unhandled = ["BGE_M3_PROBE_CACHE_DIR": cache.path, "BGE_M3_TEST_INT8_ACTIVATION_MAXIMUM": "7"]
 
-        let first = try ServerProcess(arguments: ["--precision", "auto"], environment: unhandled)
+        let first = try await ServerProcess(arguments: ["--precision", "auto"], environment: unhandled)
         let measured = try await check(first)
         #expect(first.stop() == 0)
         #expect(measured.decided == "measured")
@@ -40,14 +40,14 @@ import TestSupport
         #expect(first.output.contains("precision check: int8 fails"), "the log says why: \(first.output.suffix(1500))")
 
         // A second start with the same cache reads the figures instead of measuring.
-        let second = try ServerProcess(arguments: ["--precision", "auto"], environment: unhandled)
+        let second = try await ServerProcess(arguments: ["--precision", "auto"], environment: unhandled)
         let cached = try await check(second)
         #expect(second.stop() == 0)
         #expect(cached.decided == "cached" && cached.running == measured.running, "\(cached)")
         #expect(!second.output.contains("measuring fp32"), "nothing measured again: \(second.output.suffix(1500))")
 
         // An explicit int8 runs int8 and warns.
-        let explicit = try ServerProcess(arguments: ["--precision", "int8"], environment: unhandled)
+        let explicit = try await ServerProcess(arguments: ["--precision", "int8"], environment: unhandled)
         let forced = try await check(explicit)
         #expect(explicit.stop() == 0)
         #expect(forced.running == "int8" && forced.decided == "cached" && (forced.note ?? "").contains("fails the accuracy gates"), "\(forced)")
@@ -57,7 +57,7 @@ import TestSupport
     @Test func autoRunsInt8WhereItPassesAndServesIt() async throws {
         let cache = scratch("cache")
         defer { try? FileManager.default.removeItem(at: cache) }
-        let server = try ServerProcess(arguments: ["--precision", "auto"], environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path])
+        let server = try await ServerProcess(arguments: ["--precision", "auto"], environment: ["BGE_M3_PROBE_CACHE_DIR": cache.path])
         defer { _ = server.stop() }
         let decision = try await check(server)
         #expect(decision.running == "int8" && decision.decided == "measured", "\(decision)")
@@ -68,7 +68,7 @@ import TestSupport
     }
 
     @Test func fp32NeedsNoCheck() async throws {
-        let server = try ServerProcess(arguments: ["--precision", "fp32"])
+        let server = try await ServerProcess(arguments: ["--precision", "fp32"])
         defer { _ = server.stop() }
         let decision = try await check(server)
         #expect(decision.running == "fp32" && decision.decided == "not needed" && decision.measurements.isEmpty)

@@ -23,15 +23,15 @@ import TestSupport
         let pairs: Int
     }
 
-    func eval(_ arguments: [String], environment: [String: String] = [:]) throws -> (BGEM3Process.Output, Report?) {
-        let output = try BGEM3Process.run(["eval", "--threads", "2", "--json"] + arguments, environment: environment)
+    func eval(_ arguments: [String], environment: [String: String] = [:]) async throws -> (BGEM3Process.Output, Report?) {
+        let output = try await BGEM3Process.run(["eval", "--threads", "2", "--json"] + arguments, environment: environment)
         let report = try? JSONDecoder().decode(Report.self, from: Data(output.standardOutput.utf8))
         return (output, report)
     }
 
     @Test(arguments: [[String: String](), withoutAVX512])
-    func int8EvalPassesTheGatesOnTheTinyModel(_ environment: [String: String]) throws {
-        let (output, report) = try eval(["--model", tiny, "--precision", "int8"], environment: environment)
+    func int8EvalPassesTheGatesOnTheTinyModel(_ environment: [String: String]) async throws {
+        let (output, report) = try await eval(["--model", tiny, "--precision", "int8"], environment: environment)
         #expect(output.status == 0, "\(output.standardError)")
         let result = try #require(report, "not the eval JSON: \(output.standardOutput)")
         #expect(result.precision == "int8" && result.passes_gates)
@@ -45,10 +45,10 @@ import TestSupport
     }
 
     @Test(arguments: [[String: String](), withoutAVX512])
-    func int8EvalPassesTheGatesOnRealMiniLMWeights(_ environment: [String: String]) throws {
+    func int8EvalPassesTheGatesOnRealMiniLMWeights(_ environment: [String: String]) async throws {
         let directory = try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path
-        let (output, report) = try eval(["--model", directory, "--precision", "int8", "--token-ids", directory + "/eval-ids.json"],
-                                        environment: environment)
+        let (output, report) = try await eval(["--model", directory, "--precision", "int8", "--token-ids", directory + "/eval-ids.json"],
+                                              environment: environment)
         #expect(output.status == 0, "\(output.standardError)")
         let result = try #require(report, "not the eval JSON: \(output.standardOutput)")
         #expect(result.passes_gates, "dense cosine min \(result.dense_cosine_min) mean \(result.dense_cosine_mean) (isa \(result.isa))")
@@ -56,11 +56,11 @@ import TestSupport
     }
 
     @Test func aModelWithoutAUsableTokenizerAsksForTokenIDs() async throws {
-        let output = try BGEM3Process.run(["eval", "--model", try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path, "--precision", "int8"])
+        let output = try await BGEM3Process.run(["eval", "--model", try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path, "--precision", "int8"])
         #expect(output.status != 0)
         #expect(output.standardError.contains("--token-ids"), "\(output.standardError)")
         // The server stays up and reports the failed load (as for any model that does not load).
-        let server = try ServerProcess(arguments: ["--model", try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path, "--precision", "fp32"], replacingModel: true)
+        let server = try await ServerProcess(arguments: ["--model", try RepositoryFixtures.miniLM(requiring: "eval-ids.json").path, "--precision", "fp32"], replacingModel: true)
         defer { _ = server.stop() }
         var status = ""
         for _ in 0..<200 where status != "fail" {
@@ -71,25 +71,25 @@ import TestSupport
         #expect(server.output.contains("Unigram"), "the log names the problem: \(server.output)")
     }
 
-    @Test func bf16IsRefusedAtStartWhereTheCPULacksItNamingTheFeature() throws {
+    @Test func bf16IsRefusedAtStartWhereTheCPULacksItNamingTheFeature() async throws {
         for command in [["eval", "--model", tiny], ["serve", "--model", tiny, "--bind", "127.0.0.1:0"], ["bench", "--model", tiny, "--workloads", "1x128"]] {
-            let output = try BGEM3Process.run(command + ["--precision", "bf16"], environment: Self.withoutAVX512)
+            let output = try await BGEM3Process.run(command + ["--precision", "bf16"], environment: Self.withoutAVX512)
             #expect(output.status != 0 && !output.terminatedBySignal, "\(command[0]): \(output.standardError)")
             #expect(output.standardError.contains("AVX512-BF16"), "\(command[0]): \(output.standardError)")
         }
     }
 
-    @Test func unknownPrecisionsAreRefusedListingTheChoices() throws {
-        let serve = try BGEM3Process.run(["serve", "--model", tiny, "--precision", "fp16"])
+    @Test func unknownPrecisionsAreRefusedListingTheChoices() async throws {
+        let serve = try await BGEM3Process.run(["serve", "--model", tiny, "--precision", "fp16"])
         #expect(serve.status != 0 && serve.standardError.contains("auto"), "\(serve.standardError)")
-        let eval = try BGEM3Process.run(["eval", "--model", tiny, "--precision", "int4"])
+        let eval = try await BGEM3Process.run(["eval", "--model", tiny, "--precision", "int4"])
         #expect(eval.status != 0 && eval.standardError.contains("int8"), "\(eval.standardError)")
     }
 
     /// `--attention f32` keeps int8's products and runs attention in fp32: the check measures int8
     /// with that kernel (its cache key names it), and `/info` shows the kernel running.
     @Test func attentionSettingChoosesTheKernelAtInt8AndUnsupportedOnesAreRefused() async throws {
-        let server = try ServerProcess(arguments: ["--precision", "int8", "--attention", "f32"])
+        let server = try await ServerProcess(arguments: ["--precision", "int8", "--attention", "f32"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let info = try #require(try JSONSerialization.jsonObject(with: try await server.request("/info").body) as? [String: Any])
@@ -100,17 +100,17 @@ import TestSupport
         let embedded = try await server.post("/v1/embeddings", json: "{\"input\": [\"What is BGE M3?\"]}")
         #expect(embedded.status == 200)
 
-        let refused = try BGEM3Process.run(["serve", "--model", tiny, "--attention", "int8"], environment: Self.withoutAVX512)
+        let refused = try await BGEM3Process.run(["serve", "--model", tiny, "--attention", "int8"], environment: Self.withoutAVX512)
         #expect(refused.status != 0 && !refused.terminatedBySignal)
         #expect(refused.standardError.contains("--attention int8") && refused.standardError.contains("VNNI"), "\(refused.standardError)")
-        let unknown = try BGEM3Process.run(["serve", "--model", tiny], environment: ["BGE_M3_ATTENTION": "fp16"])
+        let unknown = try await BGEM3Process.run(["serve", "--model", tiny], environment: ["BGE_M3_ATTENTION": "fp16"])
         #expect(unknown.status != 0 && unknown.standardError.contains("BGE_M3_ATTENTION") && unknown.standardError.contains("blocked"),
                 "\(unknown.standardError)")
     }
 
     /// At fp32 the setting is set aside (fp32 keeps its own kernel), and the log says so.
     @Test func attentionSettingAtFp32IsReportedAsWithoutEffect() async throws {
-        let server = try ServerProcess(arguments: ["--precision", "fp32", "--attention", "blocked"])
+        let server = try await ServerProcess(arguments: ["--precision", "fp32", "--attention", "blocked"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         #expect(server.output.contains("the attention setting has no effect at fp32"), "\(server.output.suffix(1500))")
@@ -119,7 +119,7 @@ import TestSupport
     }
 
     @Test func autoMeasuresInt8OnTheLoadedWeightsRunsItAndInfoShowsTheCPU() async throws {
-        let server = try ServerProcess(arguments: ["--precision", "auto"])
+        let server = try await ServerProcess(arguments: ["--precision", "auto"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let response = try await server.request("/info")
@@ -135,7 +135,7 @@ import TestSupport
         // int8 embeddings stay within the gate of fp32's (the golden vectors are fp32 FlagEmbedding's).
         let embedded = try await server.post("/v1/embeddings", json: "{\"input\": [\"What is BGE M3?\", \"Defination of BM25\"]}")
         #expect(embedded.status == 200)
-        let reference = try BGEM3Process.run(["embed", "--model", tiny, "--dense", "--precision", "fp32"], input: Data("{\"text\": \"What is BGE M3?\"}\n{\"text\": \"Defination of BM25\"}\n".utf8))
+        let reference = try await BGEM3Process.run(["embed", "--model", tiny, "--dense", "--precision", "fp32"], input: Data("{\"text\": \"What is BGE M3?\"}\n{\"text\": \"Defination of BM25\"}\n".utf8))
         let expected = reference.standardOutput.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["dense"] as? [Double]
         }

@@ -25,8 +25,8 @@ import TestSupport
     /// A server whose requests may hold ~12 MB: a quarter of what a 100 MiB limit leaves after the
     /// tiny model, of which ~1 MB for the tokenising threads (texts of at most 10,000 characters),
     /// ~3.8 MB for bodies and ~7.5 MB for results (the workspace cost is given, so no probe).
-    func smallServer(_ extra: [String] = []) throws -> ServerProcess {
-        try ServerProcess(arguments: ["--memory-limit", "100MiB", "--max-text-chars", "10000", "--cost-a", "2000", "--cost-b", "0", "--token-ids", "accept"] + extra)
+    func smallServer(_ extra: [String] = []) async throws -> ServerProcess {
+        try await ServerProcess(arguments: ["--memory-limit", "100MiB", "--max-text-chars", "10000", "--cost-a", "2000", "--cost-b", "0", "--token-ids", "accept"] + extra)
     }
 
     /// Results are budgeted before the inference runs: ColBERT vectors of 64 texts of 600 tokens
@@ -34,7 +34,7 @@ import TestSupport
     /// the same texts for dense vectors only are served. (Before, both were computed, and the
     /// ColBERT response built whole in several copies.)
     @Test func outputsThatCannotFitTheBudgetGet413SayingWhatWouldFit() async throws {
-        let server = try smallServer()
+        let server = try await smallServer()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let health = try json(try await server.request("/health").body)
@@ -59,7 +59,7 @@ import TestSupport
     /// Requests whose results fit one at a time but not together are both served: the second
     /// waits for the first to be written (and freed) instead of either failing.
     @Test func requestsWhoseResultsFitOneAtATimeAreServedInTurn() async throws {
-        let server = try smallServer()
+        let server = try await smallServer()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         // 16 texts of 1000 tokens with ColBERT: ~4.3 MB each, of ~7.5 MB.
@@ -82,14 +82,14 @@ import TestSupport
     /// before it is read (it used to be tokenised whole, with no bound, on the cooperative pool),
     /// and large outputs are streamed whole and right.
     @Test func tokenizeIsAdmittedLikeInferenceAndStreamsLargeOutputs() async throws {
-        let small = try smallServer()
+        let small = try await smallServer()
         let large = String(repeating: "a ", count: 100_000)
         let refused = try await small.post("/tokenize", json: "{\"input\": [\"\(large)\", \"\(large)\", \"\(large)\"]}")
         #expect(refused.status == 413)
         #expect(try error(refused.body)["code"] as? String == "request_exceeds_memory_budget")
         #expect(small.stop() == 0)
 
-        let server = try ServerProcess()
+        let server = try await ServerProcess()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let answer = try await server.post("/tokenize", json: "{\"input\": [\"\(large)\", \"b\"]}")
@@ -104,7 +104,7 @@ import TestSupport
     /// request, a second one is refused with 429 and Retry-After while the first is still uploading
     /// (before, the body was read and tokenised before the queue was even looked at).
     @Test func aFullQueueIsRefusedBeforeTheBodyIsReadWithRetryAfter() async throws {
-        let server = try ServerProcess(arguments: ["--queue-capacity", "1"])
+        let server = try await ServerProcess(arguments: ["--queue-capacity", "1"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let upload = try SlowUpload(port: server.port, path: "/v1/embeddings", body: "{\"input\": \"a text that arrives slowly\"}")
@@ -132,7 +132,7 @@ import TestSupport
     /// Tokens are bounded as well as requests: a request with more tokens than the server admits
     /// at once gets 413 naming the limit.
     @Test func aRequestOverTheTokenLimitIsRefused() async throws {
-        let server = try ServerProcess(arguments: ["--queue-tokens", "1000", "--token-ids", "accept"])
+        let server = try await ServerProcess(arguments: ["--queue-tokens", "1000", "--token-ids", "accept"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let answer = try await server.post("/v1/embeddings", json: "{\"input\": \(ids(texts: 3, length: 400))}")
@@ -146,7 +146,7 @@ import TestSupport
     /// Weights near the largest float used to overflow the weighted sum to NaN, written as `nan`
     /// (not JSON); `dimensions` out of range is refused before the inference runs.
     @Test func scoresStayFiniteAndBadDimensionsCostNoInference() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let score = try await server.post("/v1/score", json: "{\"query\": \"a\", \"documents\": [\"a b\", \"c\"], \"weights\": [3.4e38, 3.4e38, 3.4e38]}")
@@ -167,12 +167,12 @@ import TestSupport
     /// key, the probes and `/metrics` stay open for the orchestrator and Prometheus.
     @Test func anEmptyAPIKeyIsRefusedAndMetricsNeedNoKey() async throws {
         let model = ["serve", "--model", RepositoryFixtures.tinyModel.path, "--bind", "127.0.0.1:0"]
-        let flag = try BGEM3Process.run(model + ["--api-key", ""], timeout: 20)
+        let flag = try await BGEM3Process.run(model + ["--api-key", ""], timeout: 20)
         #expect(flag.status != 0 && flag.standardError.contains("--api-key must not be empty"), "\(flag.standardError)")
-        let variable = try BGEM3Process.run(model, environment: ["BGE_M3_API_KEY": ""], timeout: 20)
+        let variable = try await BGEM3Process.run(model, environment: ["BGE_M3_API_KEY": ""], timeout: 20)
         #expect(variable.status != 0 && variable.standardError.contains("BGE_M3_API_KEY is set but empty"), "\(variable.standardError)")
 
-        let server = try ServerProcess(environment: ["BGE_M3_API_KEY": "s3cret"])
+        let server = try await ServerProcess(environment: ["BGE_M3_API_KEY": "s3cret"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         for path in ["/metrics", "/health", "/ready", "/live"] {
@@ -186,10 +186,10 @@ import TestSupport
     /// (before, the model loaded and every request timed out).
     @Test func aMemoryLimitWithNoRoomFailsClearly() async throws {
         let model = ["serve", "--model", RepositoryFixtures.tinyModel.path, "--bind", "127.0.0.1:0"]
-        let zero = try BGEM3Process.run(model, environment: ["BGE_M3_MEMORY_LIMIT": "0"], timeout: 20)
+        let zero = try await BGEM3Process.run(model, environment: ["BGE_M3_MEMORY_LIMIT": "0"], timeout: 20)
         #expect(zero.status != 0 && zero.standardError.contains("BGE_M3_MEMORY_LIMIT must be a size above 0"), "\(zero.standardError)")
 
-        let server = try ServerProcess(arguments: ["--memory-limit", "1MiB"])
+        let server = try await ServerProcess(arguments: ["--memory-limit", "1MiB"])
         defer { #expect(server.stop() == 0) }
         var live = 200
         for _ in 0..<300 where live == 200 {
@@ -206,7 +206,7 @@ import TestSupport
     /// SIGTERM: `/ready` fails at once while requests are still served for the drain delay (load
     /// balancers keep routing during endpoint propagation), then the server stops and exits 0.
     @Test func sigtermDrainsBeforeItStopsAccepting() async throws {
-        let server = try ServerProcess(environment: ["BGE_M3_DRAIN_SECS": "2"])
+        let server = try await ServerProcess(environment: ["BGE_M3_DRAIN_SECS": "2"])
         try await server.waitUntilReady()
         let signalled = Date()
         kill(server.process.processIdentifier, SIGTERM)

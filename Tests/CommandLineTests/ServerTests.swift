@@ -26,7 +26,7 @@ import TestSupport
     }
 
     @Test func embeddingsMatchTheReference() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let cases = try #require(Self.golden).cases.filter { $0.max_length == 1024 }.prefix(8)
@@ -47,7 +47,7 @@ import TestSupport
         }
         // The same vectors as `bgem3 embed` (same engine, same batch).
         let lines = cases.map { String(decoding: try! JSONSerialization.data(withJSONObject: ["text": $0.text]), as: UTF8.self) }.joined(separator: "\n") + "\n"
-        let embedded = try BGEM3Process.run(["embed", "--model", RepositoryFixtures.tinyModel.path, "--precision", "fp32"], input: Data(lines.utf8))
+        let embedded = try await BGEM3Process.run(["embed", "--model", RepositoryFixtures.tinyModel.path, "--precision", "fp32"], input: Data(lines.utf8))
         let embedVectors = try embedded.standardOutput.split(separator: "\n").map {
             try #require((try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["dense"] as? [Double])
         }
@@ -80,7 +80,7 @@ import TestSupport
     }
 
     @Test func badRequestsGetTheDocumentedErrorsAndTheServerKeepsServing() async throws {
-        let server = try ServerProcess(arguments: ["--max-batch", "4", "--max-body-bytes", "4096", "--max-text-chars", "100"])
+        let server = try await ServerProcess(arguments: ["--max-batch", "4", "--max-body-bytes", "4096", "--max-text-chars", "100"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let cases: [(String, String?, Int, String)] = [
@@ -129,7 +129,7 @@ import TestSupport
     }
 
     @Test func apiKeyIsRequiredWhenSet() async throws {
-        let server = try ServerProcess(environment: ["BGE_M3_API_KEY": "s3cret"])
+        let server = try await ServerProcess(environment: ["BGE_M3_API_KEY": "s3cret"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         #expect(try await server.post("/v1/embeddings", json: "{\"input\": \"a\"}").status == 401)
@@ -139,7 +139,7 @@ import TestSupport
     }
 
     @Test func requestIDIsEchoedAndOperationsRoutesAnswer() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let response = try await server.request("/health", headers: ["X-Request-ID": "abc-123"])
@@ -169,7 +169,7 @@ import TestSupport
     /// `--workers 2`: two teams of one thread each compute batches at once, and every answer still
     /// matches the reference; `/health` and `/info` report the workers.
     @Test func workersComputeAtOnceAndAnswerAsTheReference() async throws {
-        let server = try ServerProcess(arguments: ["--workers", "2"])
+        let server = try await ServerProcess(arguments: ["--workers", "2"])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let health = try json(try await server.request("/health").body)
@@ -206,7 +206,7 @@ import TestSupport
     }
 
     @Test func concurrentClientsAllGetCorrectResultsAndSigtermLetsThemFinish() async throws {
-        let server = try ServerProcess()
+        let server = try await ServerProcess()
         try await server.waitUntilReady()
         let reference = try JSONSerialization.jsonObject(with: try await server.post("/v1/embeddings", json: "{\"input\": \"concurrency\"}").body) as? [String: Any]
         let expected = try #require((reference?["data"] as? [[String: Any]])?.first?["embedding"] as? [Double])
@@ -266,7 +266,7 @@ import TestSupport
         struct Document: Decodable { let scores: Scores }
         let data = try Data(contentsOf: RepositoryFixtures.golden("tiny-model-public.json"))
         let golden = try JSONDecoder().decode(Document.self, from: data).scores
-        let server = try ServerProcess()
+        let server = try await ServerProcess()
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         // Pairs sharing the first query, scored in one request. The reference encodes passages at
@@ -311,7 +311,7 @@ import TestSupport
         for name in try FileManager.default.contentsOfDirectory(atPath: fixture) {
             try FileManager.default.createSymbolicLink(atPath: snapshot.appendingPathComponent(name).path, withDestinationPath: fixture + "/" + name)
         }
-        let server = try ServerProcess(arguments: ["--model", "BAAI/bge-m3"], replacingModel: true, environment: ["HF_HUB_CACHE": cache.path])
+        let server = try await ServerProcess(arguments: ["--model", "BAAI/bge-m3"], replacingModel: true, environment: ["HF_HUB_CACHE": cache.path])
         defer { #expect(server.stop() == 0) }
         try await server.waitUntilReady()
         let response = try await server.post("/v1/embeddings", json: "{\"input\": \"hello\"}")
@@ -320,14 +320,14 @@ import TestSupport
         #expect(object["model"] as? String == "BAAI/bge-m3")
 
         // Not in the cache and offline: a clear error naming --model.
-        let offline = try BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"],
-                                           environment: ["HF_HUB_CACHE": cache.path, "HF_HUB_OFFLINE": "1"])
+        let offline = try await BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"],
+                                                 environment: ["HF_HUB_CACHE": cache.path, "HF_HUB_OFFLINE": "1"])
         #expect(offline.status != 0 && !offline.terminatedBySignal)
         #expect(offline.standardError.contains("neither a directory nor a model in the Hugging Face cache"))
         #expect(offline.standardError.contains("--model DIR"))
         // Not in the cache and the hub unreachable: the download fails with the same advice.
-        let unreachable = try BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"],
-                                               environment: ["HF_HUB_CACHE": cache.path, "HF_ENDPOINT": "http://127.0.0.1:9"])
+        let unreachable = try await BGEM3Process.run(["serve", "--model", "BAAI/not-there", "--bind", "127.0.0.1:0"],
+                                                     environment: ["HF_HUB_CACHE": cache.path, "HF_ENDPOINT": "http://127.0.0.1:9"])
         #expect(unreachable.status != 0 && !unreachable.terminatedBySignal)
         #expect(unreachable.standardError.contains("could not be downloaded"))
         #expect(unreachable.standardError.contains("--model DIR"))

@@ -16,7 +16,7 @@ import TestSupport
         try output.split(separator: "\n").map { try JSONDecoder().decode(Line.self, from: Data($0.utf8)) }
     }
 
-    @Test func jsonlModeMatchesTheGoldenIDs() throws {
+    @Test func jsonlModeMatchesTheGoldenIDs() async throws {
         let input = """
             {"text": "What is BGE M3?", "max_length": 64}
             {"text": "What is BGE M3?", "max_length": 5}
@@ -24,7 +24,7 @@ import TestSupport
             {"text": "\u{FEFF}bom"}
 
             """
-        let result = try BGEM3Process.run(["tokenize", "--tokenizer", tiny, "--jsonl"], input: Data(input.utf8))
+        let result = try await BGEM3Process.run(["tokenize", "--tokenizer", tiny, "--jsonl"], input: Data(input.utf8))
         #expect(result.status == 0, "\(result.standardError)")
         let output = try lines(result.standardOutput)
         #expect(output.count == 4)
@@ -36,8 +36,8 @@ import TestSupport
         #expect(output[3].offsets == [[0, 0], [0, 3], [3, 4], [0, 0]])
     }
 
-    @Test func plainModeTokenisesEachLineAndShowsTokens() throws {
-        let result = try BGEM3Process.run(["tokenize", "--tokenizer", tiny], input: Data("Hello world\r\nsecond line\n".utf8))
+    @Test func plainModeTokenisesEachLineAndShowsTokens() async throws {
+        let result = try await BGEM3Process.run(["tokenize", "--tokenizer", tiny], input: Data("Hello world\r\nsecond line\n".utf8))
         #expect(result.status == 0, "\(result.standardError)")
         let output = try lines(result.standardOutput)
         #expect(output.count == 2)
@@ -46,17 +46,17 @@ import TestSupport
         #expect(output.first?.tokens?.joined().contains("world") == true)
     }
 
-    @Test func invalidUTF8NamesTheLine() throws {
+    @Test func invalidUTF8NamesTheLine() async throws {
         var input = Data("{\"text\": \"fine\"}\n".utf8)
         input.append(contentsOf: [0x7B, 0x22, 0x74, 0x65, 0x78, 0x74, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D, 0x0A])
-        let result = try BGEM3Process.run(["tokenize", "--tokenizer", tiny, "--jsonl"], input: input)
+        let result = try await BGEM3Process.run(["tokenize", "--tokenizer", tiny, "--jsonl"], input: input)
         #expect(result.status == 1)
         #expect(!result.terminatedBySignal)
         #expect(result.standardError.contains("line 2"))
         #expect(result.standardError.contains("invalid UTF-8"))
     }
 
-    @Test func badJSONLinesNameTheLineAndTheProblem() throws {
+    @Test func badJSONLinesNameTheLineAndTheProblem() async throws {
         let cases: [(String, String)] = [
             ("{\"text\": \"a\"}\n{not json}\n", "line 2: not a valid JSON object"),
             ("{\"txt\": \"a\"}\n", "line 1: missing \"text\""),
@@ -64,13 +64,13 @@ import TestSupport
             ("{\"text\": \"a\", \"max_length\": 1}\n", "line 1: \"max_length\" is 1; it must be at least 2"),
         ]
         for (input, message) in cases {
-            let result = try BGEM3Process.run(["tokenize", "--tokenizer", tiny, "--jsonl"], input: Data(input.utf8))
+            let result = try await BGEM3Process.run(["tokenize", "--tokenizer", tiny, "--jsonl"], input: Data(input.utf8))
             #expect(result.status == 1, "\(input)")
             #expect(result.standardError.contains(message), "\(result.standardError)")
         }
     }
 
-    @Test func badTokenizerFilesFailWithAClearError() throws {
+    @Test func badTokenizerFilesFailWithAClearError() async throws {
         let scratch = try ScratchDirectory("cli")
         defer { scratch.remove() }
         let directory = scratch.url
@@ -88,7 +88,7 @@ import TestSupport
             (directory.appendingPathComponent("absent.json").path, "cannot read tokenizer file"),
         ]
         for (path, message) in cases {
-            let result = try BGEM3Process.run(["tokenize", "--tokenizer", path], input: Data("x\n".utf8))
+            let result = try await BGEM3Process.run(["tokenize", "--tokenizer", path], input: Data("x\n".utf8))
             #expect(result.status == 1)
             #expect(!result.terminatedBySignal)
             #expect(result.standardError.contains(message), "\(result.standardError)")
@@ -96,14 +96,14 @@ import TestSupport
         }
     }
 
-    @Test func modelDirectoryFindsItsTokenizer() throws {
-        let result = try BGEM3Process.run(["tokenize", "--model", RepositoryFixtures.tinyModel.path], input: Data("Hi\n".utf8))
+    @Test func modelDirectoryFindsItsTokenizer() async throws {
+        let result = try await BGEM3Process.run(["tokenize", "--model", RepositoryFixtures.tinyModel.path], input: Data("Hi\n".utf8))
         #expect(result.status == 0, "\(result.standardError)")
         #expect(try lines(result.standardOutput).count == 1)
     }
 
-    @Test func benchPrintsTheJSONShapeOfTheSpec() throws {
-        let result = try BGEM3Process.run(["bench", "--tokenizer", tiny, "--workloads", "tokenizer", "--runs", "1", "--json"])
+    @Test func benchPrintsTheJSONShapeOfTheSpec() async throws {
+        let result = try await BGEM3Process.run(["bench", "--tokenizer", tiny, "--workloads", "tokenizer", "--runs", "1", "--json"])
         #expect(result.status == 0, "\(result.standardError)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         for key in ["version", "precision", "threads", "cpu", "matmul_gflops", "workloads"] {
@@ -116,14 +116,14 @@ import TestSupport
         #expect((workload["tokens_per_s"] as? Double ?? 0) > 0)
     }
 
-    @Test func benchRefusesUnknownWorkloads() throws {
-        let result = try BGEM3Process.run(["bench", "--tokenizer", tiny, "--workloads", "nonsense"])
+    @Test func benchRefusesUnknownWorkloads() async throws {
+        let result = try await BGEM3Process.run(["bench", "--tokenizer", tiny, "--workloads", "nonsense"])
         #expect(result.status != 0)
         #expect(result.standardError.contains("unknown workload 'nonsense'"))
     }
 
-    @Test func helpExplainsTheCommands() throws {
-        let result = try BGEM3Process.run(["--help"])
+    @Test func helpExplainsTheCommands() async throws {
+        let result = try await BGEM3Process.run(["--help"])
         #expect(result.status == 0)
         #expect(result.standardOutput.contains("tokenize"))
         #expect(result.standardOutput.contains("bench"))

@@ -28,8 +28,14 @@ public struct BGEM3Process {
     public static let scratchProbeCache = ScratchDirectory.unusedPath("test-probe")
 
     /// Runs the binary to its end; one still running after `timeout` seconds (a server that should
-    /// have refused to start) is stopped, and its output says so.
-    public static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:], timeout: Double = 600) throws -> Output {
+    /// have refused to start) is stopped, and its output says so. The wait is off the cooperative
+    /// pool (``offThePool(_:)``).
+    public static func run(_ arguments: [String], input: Data = Data(), environment: [String: String] = [:],
+                           timeout: Double = 600) async throws -> Output {
+        try await offThePool { try runToEnd(arguments, input: input, environment: environment, timeout: timeout) }
+    }
+
+    private static func runToEnd(_ arguments: [String], input: Data, environment: [String: String], timeout: Double) throws -> Output {
         let process = Process()
         process.executableURL = try binary()
         process.arguments = arguments

@@ -10,12 +10,13 @@ public final class ServerProcess: @unchecked Sendable {
     private let errors = Pipe()
     private let log = LockedData()
 
-    /// Starts the server with the tiny model and waits until it reports its address.
+    /// Starts the server with the tiny model and waits, off the cooperative pool
+    /// (``offThePool(_:)``), until it reports its address.
     /// - Parameters:
     ///   - replacingModel: `extra` gives its own `--model`.
     ///   - unprivileged: run as `nobody` when the tests run as root (through `setpriv`), for tests
     ///     of permissions, which root would bypass.
-    public init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:], unprivileged: Bool = false) throws {
+    public init(arguments extra: [String] = [], replacingModel: Bool = false, environment: [String: String] = [:], unprivileged: Bool = false) async throws {
         let binary = try BGEM3Process.binary()
         let model = replacingModel ? [] : ["--model", RepositoryFixtures.tinyModel.path]
         // fp32 unless a test asks otherwise: the end-to-end tests check parity with the reference.
@@ -38,19 +39,8 @@ public final class ServerProcess: @unchecked Sendable {
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        // The server logs "listening address=[IPv4]127.0.0.1/127.0.0.1:PORT".
-        var text = ""
-        let deadline = Date().addingTimeInterval(30)
-        var found: Int?
-        while found == nil && Date() < deadline && process.isRunning {
-            let chunk = errors.fileHandleForReading.availableData
-            if chunk.isEmpty { Thread.sleep(forTimeInterval: 0.02); continue }
-            text += String(decoding: chunk, as: UTF8.self)
-            if let line = text.split(separator: "\n").first(where: { $0.contains("listening") }),
-               let colon = line.lastIndex(of: ":") {
-                found = Int(line[line.index(after: colon)...].prefix { $0.isNumber })
-            }
-        }
+        let started = HandedOver(value: (process, errors))
+        let (found, text) = try await offThePool { Self.address(of: started.value.0, logging: started.value.1) }
         guard let found else {
             process.terminate()
             throw TestSupportError("the server did not start: \(text)")
@@ -63,6 +53,23 @@ public final class ServerProcess: @unchecked Sendable {
             let data = h.availableData
             if !data.isEmpty { log.append(data) }
         }
+    }
+
+    /// The port the server logs ("listening address=[IPv4]127.0.0.1/127.0.0.1:PORT") within 30 s,
+    /// and what it logged until then.
+    private static func address(of process: Process, logging errors: Pipe) -> (port: Int?, text: String) {
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && process.isRunning {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { Thread.sleep(forTimeInterval: 0.02); continue }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening") }),
+               let colon = line.lastIndex(of: ":") {
+                return (Int(line[line.index(after: colon)...].prefix { $0.isNumber }), text)
+            }
+        }
+        return (nil, text)
     }
 
     public var output: String { String(decoding: log.value, as: UTF8.self) }
