@@ -95,15 +95,19 @@ public enum AttentionKernel: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
-    /// A short name: "blocked fp32", "oneDNN f32 products".
+    /// A short name: "blocked fp32", "oneDNN f32 products", "int8 VNNI products" (the engine's
+    /// own loops or oneDNN's primitives, by head size: see ``description``).
     public var name: String {
         switch self {
         case .blocked: "blocked fp32"
+        case .products(.int8): "int8 VNNI products"
         case .products(let operands): "oneDNN \(operands.rawValue) products"
         }
     }
 
     public var description: String {
-        self == .blocked ? name : "\(name) for \(MatmulAttention.shortest)...\(MatmulAttention.longest) tokens, blocked fp32 otherwise"
+        let products = self == .products(.int8) && AttentionProducts.available
+            ? "\(name) (the engine's own loops for heads of 64 values, oneDNN's otherwise)" : name
+        return self == .blocked ? name : "\(products) for \(MatmulAttention.shortest)...\(MatmulAttention.longest) tokens, blocked fp32 otherwise"
     }
 }
