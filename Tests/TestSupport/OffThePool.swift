@@ -4,9 +4,10 @@ import Foundation
 /// its own and resumes the caller when it returns.
 ///
 /// Why: Swift Testing runs tests, synchronous ones included, on the cooperative pool, which has
-/// as many threads as cores: 2 here. Two tests blocked in `Process.waitUntilExit` took both, and
-/// every other test's tasks stood still meanwhile: a scheduler test once waited 30 s "for the
-/// first batch to start" in the full suite and passed alone.
+/// as many threads as cores: 2 here. Tests that waited there for a child process (`bench` or the
+/// precision check, tens of seconds) held those threads, and other tests' tasks stood still: a
+/// scheduler test whose first batch starts within 15 ms alone took 26-28 s in the full suite, once
+/// over its 30 s guard, and 15 s with the waits moved here (CPU-bound tests still hold the pool).
 public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try body() }) }.start()
