@@ -4,7 +4,7 @@
 ///
 /// The timeout guards against a hang; it is not a measure of speed. In the full suite on two
 /// cores the CPU-bound tests hold the cooperative pool's two threads for seconds at a time: a
-/// condition that comes within 15 ms alone (a scheduler's first batch) has taken 15-28 s there.
+/// condition that comes within 15 ms alone (a scheduler's first batch) has taken 15-38 s there.
 public func waitUntil(_ what: String, timeout: Duration = .seconds(120), interval: Duration = .milliseconds(2),
                       _ condition: () -> Bool) async throws {
     let clock = ContinuousClock()
