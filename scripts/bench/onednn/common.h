@@ -1,7 +1,7 @@
 // What the programs here share (both API versions' layer-product timings, and
-// attention_products.c): BGE-M3's products (rows × inputs × outputs) at 16, 128, 512 and 2,048 tokens (a packed batch),
-// start-up, random operands and the timing. The calls here are the same in 2.x and 3.x; include
-// it after <oneapi/dnnl/dnnl.h>.
+// attention_products.c): BGE-M3's products (rows × inputs × outputs) at 16, 128, 512 and 2,048
+// tokens (a packed batch), start-up, random operands and the timing. The calls here are the same
+// in 2.x and 3.x; include it after <oneapi/dnnl/dnnl.h>.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
